@@ -1,0 +1,109 @@
+"""Temporal convolutional network (TCN) encoder for one group of ECG leads.
+
+A stack of residual blocks, each two dilated 1-D convolutions with ReLU and dropout and a
+1x1 convolution on the skip path when the channel count changes, as in Bai, Kolter & Koltun,
+"An empirical evaluation of generic convolutional and recurrent networks for sequence
+modeling" (2018; reference code: github.com/locuslab/TCN, ``tcn.py``). The dilation doubles
+per level, so the receptive field grows exponentially with depth.
+
+One difference from the reference code: the convolutions are *non-causal* ("same" padding on
+both sides). eLVMass-Net looks at a whole beat at once, so there is nothing to gain from
+hiding the future, and symmetric padding keeps every sample centred in its receptive field.
+The encoder ends with global average and max pooling over time, so it accepts any length.
+
+    >>> import torch
+    >>> enc = TCNEncoder(n_inputs=3, channels=(8, 8), kernel_size=5)
+    >>> enc(torch.zeros(2, 3, 225)).shape
+    torch.Size([2, 16])
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def receptive_field(kernel_size: int, n_levels: int, stride: int = 1) -> int:
+    """Samples seen by one output of a TCN with ``n_levels`` blocks (two convs each, dilation 2**i).
+
+    >>> receptive_field(5, 4)
+    121
+    """
+    rf = 1
+    for i in range(n_levels):
+        rf += 2 * (kernel_size - 1) * (2**i)
+    return rf * stride
+
+
+class TemporalBlock(nn.Module):
+    """Two dilated convolutions (same padding), ReLU, dropout, plus a residual connection.
+
+    ``weight_norm=True`` reparametrises the convolution weights as in the reference code.
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        kernel_size: int,
+        dilation: int,
+        dropout: float = 0.1,
+        weight_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd for same padding, got {kernel_size}")
+        padding = (kernel_size - 1) * dilation // 2
+
+        def conv(cin: int, cout: int) -> nn.Module:
+            c = nn.Conv1d(cin, cout, kernel_size, padding=padding, dilation=dilation)
+            return nn.utils.parametrizations.weight_norm(c) if weight_norm else c
+
+        self.conv1 = conv(n_inputs, n_outputs)
+        self.conv2 = conv(n_outputs, n_outputs)
+        self.net = nn.Sequential(
+            self.conv1, nn.ReLU(), nn.Dropout(dropout), self.conv2, nn.ReLU(), nn.Dropout(dropout)
+        )
+        self.downsample = nn.Conv1d(n_inputs, n_outputs, 1) if n_inputs != n_outputs else None
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        res = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + res)
+
+
+class TCNEncoder(nn.Module):
+    """Leads of one group (B, n_inputs, L) -> embedding (B, 2 * channels[-1]).
+
+    ``stride`` > 1 first averages the input over non-overlapping windows (cheap
+    downsampling that keeps CPU training fast); ``channels`` gives one block per level with
+    dilation ``2**level``.
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        channels: tuple[int, ...] = (32, 32, 32, 32),
+        kernel_size: int = 5,
+        dropout: float = 0.1,
+        weight_norm: bool = False,
+        stride: int = 1,
+    ) -> None:
+        super().__init__()
+        if n_inputs < 1 or not channels:
+            raise ValueError("a TCN encoder needs at least one input lead and one level")
+        self.pool_in = nn.AvgPool1d(stride) if stride > 1 else None
+        blocks = []
+        cin = n_inputs
+        for i, cout in enumerate(channels):
+            blocks.append(TemporalBlock(cin, int(cout), kernel_size, 2**i, dropout, weight_norm))
+            cin = int(cout)
+        self.network = nn.Sequential(*blocks)
+        self.out_features = 2 * cin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool_in is not None:
+            x = self.pool_in(x)
+        h = self.network(x)
+        return torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)
