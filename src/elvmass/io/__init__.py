@@ -1,1 +1,208 @@
-"""elvmass.io"""
+"""Reading resting 12-lead ECGs from the formats hospitals and datasets keep.
+
+One entry point, :func:`read_ecg`, detects the format from the file's content (and its
+extension where content cannot tell) and returns an :class:`~elvmass.record.ECGRecord`
+in millivolts, the 12 leads in standard order, with demographics, the device's
+measurements and statements wherever the file has them:
+
+========================  ==================  ==============================================
+format                    name                read with
+========================  ==================  ==============================================
+GE MUSE XML               ``ge_muse_xml``     ecgdatakit (8 stored leads; III, aVR, aVL, aVF derived)
+Philips XML 1.03/1.04     ``philips_xml``     ecgdatakit (XLI-compressed waveforms)
+HL7 aECG                  ``hl7_aecg``        ecgdatakit
+DICOM 12-lead waveform    ``dicom``           ecgdatakit + pydicom
+WFDB (PTB-XL, CinC)       ``wfdb``            wfdb (header comments, PTB-XL database CSV)
+NumPy / CSV arrays (mV)   ``npy`` / ``csv``   numpy (``fs_hz`` must be given)
+========================  ==================  ==============================================
+
+Problems that make a file unusable raise :class:`~elvmass.errors.ECGReadError` with a
+one-line message naming the file; problems a caller may tolerate become ``record.flags``
+(``nan_samples:V2``, ``flat_lead:V3``, ``unequal_lead_lengths:...``, ``resampled_leads:...``,
+``implausible_amplitude:...``, ``short_record:...``, ``extra_leads_ignored:...``,
+``reader_warning:...``)::
+
+    >>> from elvmass.io import example_ecg_path, read_ecg
+    >>> rec = read_ecg(example_ecg_path())
+    >>> rec.source_format, rec.fs_hz, rec.signal_mv.shape
+    ('wfdb', 500.0, (12, 5000))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from elvmass.errors import ECGReadError
+from elvmass.record import ECGRecord
+
+FORMATS: tuple[str, ...] = ("ge_muse_xml", "philips_xml", "hl7_aecg", "dicom", "wfdb", "npy", "csv")
+_ALIASES = {
+    "muse": "ge_muse_xml", "ge": "ge_muse_xml", "ge_muse": "ge_muse_xml",
+    "philips": "philips_xml", "sierra": "philips_xml",
+    "hl7": "hl7_aecg", "aecg": "hl7_aecg",
+    "dcm": "dicom",
+    "physionet": "wfdb",
+    "numpy": "npy",
+}
+#: Extensions :func:`find_ecg_files` picks up (WFDB records by their ``.hea``).
+ECG_EXTENSIONS: tuple[str, ...] = (".xml", ".dcm", ".hea")
+ARRAY_EXTENSIONS: tuple[str, ...] = (".npy", ".csv")
+_SNIFF_BYTES = 4096
+
+
+def _sniff_text(head: bytes) -> str:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return head.decode("utf-16", errors="ignore")
+    if len(head) > 1 and head[1:2] == b"\x00" and head[0:1] == b"<":
+        return head.decode("utf-16-le", errors="ignore")
+    return head.decode("latin-1", errors="ignore")
+
+
+def detect_format(path) -> str:
+    """The elvmass format name of a file (one of :data:`FORMATS`), or ECGReadError if unsupported.
+
+    >>> from elvmass.io import example_ecg_path
+    >>> detect_format(example_ecg_path())
+    'wfdb'
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".hea", ".dat") or (not path.exists() and path.with_suffix(".hea").is_file()):
+        return "wfdb"
+    if path.is_dir():
+        if path.with_suffix(".hea").is_file():
+            return "wfdb"
+        raise ECGReadError(path, "is a folder, not an ECG file")
+    if not path.exists():
+        raise ECGReadError(path, "file not found")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise ECGReadError(path, f"cannot open the file ({exc.strerror or exc})") from None
+    if not head:
+        raise ECGReadError(path, "the file is empty")
+    if suffix == ".npy" or head.startswith(b"\x93NUMPY"):
+        return "npy"
+    if head[128:132] == b"DICM":
+        return "dicom"
+    text = _sniff_text(head)
+    if "<RestingECG" in text:
+        return "ge_muse_xml"
+    if "<restingecgdata" in text:
+        return "philips_xml"
+    if "<AnnotatedECG" in text:
+        return "hl7_aecg"
+    if suffix == ".dcm":
+        return "dicom"
+    if suffix == ".csv":
+        return "csv"
+    if suffix == ".xml" or text.lstrip().startswith("<"):
+        raise ECGReadError(path, "unsupported XML: not a GE MUSE, Philips or HL7 aECG ECG (or the file is corrupt)")
+    raise ECGReadError(
+        path, "unsupported or unrecognised file format (expected GE MUSE/Philips/HL7 XML, DICOM, WFDB, .npy or .csv)"
+    )
+
+
+def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None) -> ECGRecord:  # noqa: A002
+    """Read one resting 12-lead ECG of any supported format into an :class:`ECGRecord` (mV).
+
+    Parameters
+    ----------
+    path : a file, or a WFDB record given as ``x``, ``x.hea`` or ``x.dat``.
+    fs_hz : sampling rate for ``.npy``/``.csv`` arrays (which store none); ignored otherwise.
+    format : force a format (one of :data:`FORMATS`) instead of detecting it.
+
+    Raises :class:`~elvmass.errors.ECGReadError` naming the file and the problem.
+
+    >>> from elvmass.io import example_ecg_path
+    >>> rec = read_ecg(example_ecg_path())
+    >>> rec.patient.sex, rec.patient.age_years
+    ('M', 52.0)
+    """
+    if format is not None:
+        fmt = _ALIASES.get(str(format).lower(), str(format).lower())
+        if fmt not in FORMATS:
+            raise ECGReadError(path, f"unknown format {format!r} (choose from {', '.join(FORMATS)})")
+        if fmt != "wfdb" and not Path(path).is_file():
+            raise ECGReadError(path, "file not found")
+    else:
+        fmt = detect_format(path)
+    if fmt == "wfdb":
+        from elvmass.io.wfdb_reader import read_wfdb_ecg
+
+        return read_wfdb_ecg(path)
+    if fmt in ("npy", "csv"):
+        from elvmass.io.arrays import read_array_ecg
+
+        return read_array_ecg(path, fs_hz=fs_hz)
+    from elvmass.io.vendor import read_vendor_ecg
+
+    return read_vendor_ecg(path, fmt)
+
+
+def find_ecg_files(directory, *, include_arrays: bool = False) -> list[Path]:
+    """ECG files under ``directory`` (recursive, sorted): XML, DICOM and WFDB records (by ``.hea``).
+
+    ``.npy``/``.csv`` arrays are left out unless ``include_arrays`` (they need a stated rate
+    and folders often hold other CSV tables). Hidden files and folders are skipped.
+
+    >>> from elvmass.io import example_ecg_path
+    >>> [p.name for p in find_ecg_files(example_ecg_path().parent)]
+    ['ptbxl_00136_hr.hea']
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ECGReadError(directory, "is not a folder")
+    wanted = ECG_EXTENSIONS + (ARRAY_EXTENSIONS if include_arrays else ())
+    found = []
+    for p in directory.rglob("*"):
+        rel = p.relative_to(directory)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if p.is_file() and p.suffix.lower() in wanted:
+            found.append(p)
+    return sorted(found)
+
+
+def read_ecgs(paths: Iterable, *, fs_hz: float | None = None) -> tuple[list[ECGRecord], list[ECGReadError]]:
+    """Read many ECGs, continuing past bad ones: (records in input order, one error per bad file)."""
+    records: list[ECGRecord] = []
+    errors: list[ECGReadError] = []
+    for path in paths:
+        try:
+            records.append(read_ecg(path, fs_hz=fs_hz))
+        except ECGReadError as exc:
+            errors.append(exc)
+    return records, errors
+
+
+def example_ecg_path() -> Path:
+    """Path of the bundled example ECG: PTB-XL record 136 (normal ECG, 52-year-old man, CC-BY-4.0).
+
+    >>> example_ecg_path().name
+    'ptbxl_00136_hr.hea'
+    """
+    return Path(__file__).resolve().parent.parent / "data" / "ptbxl_00136_hr.hea"
+
+
+def __getattr__(name):
+    # The MUSE writer lives in its own module (synth side); import it on first use.
+    if name == "write_muse_xml":
+        from elvmass.io.muse_write import write_muse_xml
+
+        return write_muse_xml
+    raise AttributeError(name)
+
+
+__all__ = [
+    "ARRAY_EXTENSIONS",
+    "ECG_EXTENSIONS",
+    "FORMATS",
+    "detect_format",
+    "example_ecg_path",
+    "find_ecg_files",
+    "read_ecg",
+    "read_ecgs",
+]

@@ -1,0 +1,240 @@
+"""Turn per-lead arrays from any reader into one validated 12-lead :class:`ECGRecord`.
+
+Every format reader ends here, so lead naming, lead order, limb-lead derivation,
+unequal lead lengths or rates, and the quality flags are handled once, the same way
+for every format::
+
+    >>> import numpy as np
+    >>> from elvmass.io._assemble import assemble_record
+    >>> t = np.arange(5000) / 500.0
+    >>> leads = {name: np.sin(2 * np.pi * t) for name in ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]}
+    >>> rec = assemble_record("x.xml", leads, {n: 500.0 for n in leads}, source_format="test")
+    >>> rec.signal_mv.shape, rec.fs_hz
+    ((12, 5000), 500.0)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import numpy as np
+
+from elvmass.errors import ECGReadError
+from elvmass.record import LEADS, MAX_FS_HZ, MIN_FS_HZ, ECGRecord, derive_limb_leads, resample_signal
+
+#: A lead whose whole-record peak-to-peak amplitude is below this (mV) is called flat.
+FLAT_PTP_MV = 0.01
+#: Robust amplitude limits (mV) outside which the record's scaling is suspect.
+MAX_PLAUSIBLE_PTP_MV = 30.0
+MIN_PLAUSIBLE_PTP_MV = 0.02
+#: Records shorter than this (s) are flagged ``short_record``.
+MIN_DURATION_S = 2.0
+
+_CANONICAL = {name.upper(): name for name in LEADS}
+_PREFIXES = ("MDC_ECG_LEAD_", "ECG_LEAD_", "LEAD_", "LEAD ", "LEAD")
+
+
+def canonical_lead_name(label: str) -> str | None:
+    """Standard lead name for a file's label, or None for a non-standard lead.
+
+    >>> [canonical_lead_name(x) for x in ["I", "MDC_ECG_LEAD_AVR", "Lead V5", "avl", "ii ", "V4R"]]
+    ['I', 'aVR', 'V5', 'aVL', 'II', None]
+    """
+    text = str(label).strip().upper().replace("-", "_")
+    for prefix in _PREFIXES:
+        if text.startswith(prefix) and text != prefix:
+            text = text[len(prefix):].strip(" _")
+            break
+    text = re.sub(r"\s+", "", text)
+    return _CANONICAL.get(text)
+
+
+def check_sampling_rate(path, fs_hz: float) -> float:
+    """The rate as float, or an ECGReadError if it is not a plausible ECG sampling rate."""
+    try:
+        fs = float(fs_hz)
+    except (TypeError, ValueError):
+        raise ECGReadError(path, f"sampling rate {fs_hz!r} is not a number") from None
+    if not np.isfinite(fs) or not (MIN_FS_HZ <= fs <= MAX_FS_HZ):
+        raise ECGReadError(
+            path, f"implausible sampling rate {fs_hz!r} Hz (expected {MIN_FS_HZ:g}-{MAX_FS_HZ:g} Hz)"
+        )
+    return fs
+
+
+def assemble_record(
+    path,
+    leads: Mapping[str, np.ndarray] | list[tuple[str, np.ndarray]],
+    rates_hz: Mapping[str, float] | list[float],
+    *,
+    source_format: str,
+    flags: tuple[str, ...] = (),
+    **record_fields,
+) -> ECGRecord:
+    """Build the 12-lead record from labelled leads (in mV) and their rates.
+
+    ``leads`` may be a mapping or a list of ``(label, samples)`` pairs (a list lets
+    duplicated labels be detected). Labels are normalised with :func:`canonical_lead_name`;
+    III, aVR, aVL, aVF are derived from I and II when absent (I/II/III from the other two).
+    Leads at another rate are resampled to the most common rate and leads of unequal
+    length are cut to the shortest, each with a flag. Raises :class:`ECGReadError` for a
+    duplicated or missing lead, an absurd rate, or no samples.
+    """
+    pairs = list(leads.items()) if isinstance(leads, Mapping) else list(leads)
+    rates = [rates_hz[label] for label, _ in pairs] if isinstance(rates_hz, Mapping) else list(rates_hz)
+    if len(rates) != len(pairs):
+        raise ECGReadError(path, "internal: one sampling rate per lead is needed")
+    flags = list(flags)
+
+    found: dict[str, np.ndarray] = {}
+    found_fs: dict[str, float] = {}
+    ignored: list[str] = []
+    for (label, samples), fs in zip(pairs, rates):
+        name = canonical_lead_name(label)
+        if name is None:
+            ignored.append(str(label).strip())
+            continue
+        if name in found:
+            raise ECGReadError(path, f"duplicated lead {name} (labels {label!r} and another)")
+        arr = np.asarray(samples, dtype=np.float64).reshape(-1)
+        found[name] = arr
+        found_fs[name] = check_sampling_rate(path, fs)
+    if ignored:
+        flags.append("extra_leads_ignored:" + ",".join(ignored))
+    if not found:
+        raise ECGReadError(path, "no standard ECG leads in the file" + (f" (found {', '.join(ignored)})" if ignored else ""))
+    if all(a.size == 0 for a in found.values()):
+        raise ECGReadError(path, "the file holds no samples")
+
+    # One common rate: the most frequent one (ties: the highest).
+    rate_values = list(found_fs.values())
+    fs = max(set(rate_values), key=lambda r: (rate_values.count(r), r))
+    resampled = [n for n, r in found_fs.items() if r != fs]
+    for name in resampled:
+        found[name] = resample_signal(found[name][None, :], found_fs[name], fs)[0].astype(np.float64)
+    if resampled:
+        flags.append(f"resampled_leads:{','.join(resampled)}@{fs:g}Hz")
+
+    lengths = {a.size for a in found.values()}
+    n = min(lengths)
+    if n == 0:
+        empty = [k for k, a in found.items() if a.size == 0]
+        raise ECGReadError(path, f"lead {empty[0]} holds no samples")
+    if len(lengths) > 1:
+        flags.append(f"unequal_lead_lengths:truncated_to_{n}")
+        found = {k: a[:n] for k, a in found.items()}
+
+    _derive_missing_limb_leads(found)
+    for name in LEADS:
+        if name not in found:
+            raise ECGReadError(path, f"missing lead {name}")
+
+    signal = np.stack([found[name] for name in LEADS])
+    signal, trimmed = trim_calibration_pulse(signal, fs)
+    if trimmed:
+        flags.append(f"calibration_pulse_removed:{trimmed}_samples")
+    signal = signal.astype(np.float32)
+    flags.extend(quality_flags(signal, fs))
+    return ECGRecord(
+        signal_mv=signal,
+        fs_hz=fs,
+        source_path=str(path),
+        source_format=source_format,
+        flags=tuple(dict.fromkeys(flags)),
+        **record_fields,
+    )
+
+
+def trim_calibration_pulse(signal: np.ndarray, fs_hz: float, tol_mv: float = 0.011) -> tuple[np.ndarray, int]:
+    """Cut a calibration pulse (and the blank around it) that some carts append or prepend.
+
+    Philips carts store 11 s per lead: the ECG, then a stretch where every lead is 0 and
+    a 1 mV square pulse in all 12 leads at once. A real ECG never has all 12 leads equal,
+    so the end (or start) stretch where all leads agree within ``tol_mv`` (a couple of
+    quantisation steps) and that holds a pulse of at least 0.5 mV lasting 20 ms or more
+    is removed. Returns the signal and the number of samples cut (0 when none).
+
+    >>> import numpy as np
+    >>> sig = np.vstack([np.sin(np.arange(1000) / 7.0 + k) for k in range(12)])
+    >>> sig[:, 900:] = 0.0; sig[:, 940:990] = 1.0
+    >>> out, cut = trim_calibration_pulse(sig, 500.0)
+    >>> out.shape, cut
+    ((12, 900), 100)
+    """
+    agree = np.ptp(signal, axis=0) <= tol_mv
+    if not agree[-1] and not agree[0]:
+        return signal, 0
+    min_pulse = max(1, int(round(0.02 * fs_hz)))
+    start, end = 0, signal.shape[1]
+    if agree[-1]:
+        disagree = np.flatnonzero(~agree)
+        idx = int(disagree[-1]) + 1 if disagree.size else 0
+        if _has_pulse(signal[0, idx:], min_pulse):
+            end = idx
+    if agree[0]:
+        disagree = np.flatnonzero(~agree[:end])
+        idx = int(disagree[0]) if disagree.size else end
+        if _has_pulse(signal[0, :idx], min_pulse):
+            start = idx
+    if end - start == signal.shape[1] or end <= start:
+        return signal, 0
+    return signal[:, start:end], signal.shape[1] - (end - start)
+
+
+def _has_pulse(segment: np.ndarray, min_len: int) -> bool:
+    high = np.abs(segment) >= 0.5
+    if high.sum() < min_len:
+        return False
+    # longest run of consecutive high samples
+    padded = np.concatenate([[0], high.astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(padded))
+    return bool(edges.size) and int((edges[1::2] - edges[::2]).max()) >= min_len
+
+
+def _derive_missing_limb_leads(found: dict[str, np.ndarray]) -> None:
+    """Fill in I/II/III from the other two (Einthoven) and aVR/aVL/aVF from I and II."""
+    have = {k for k in ("I", "II", "III") if k in found}
+    if have == {"II", "III"}:
+        found["I"] = found["II"] - found["III"]
+    elif have == {"I", "III"}:
+        found["II"] = found["I"] + found["III"]
+    if "I" in found and "II" in found:
+        derived = derive_limb_leads(found["I"], found["II"])
+        for name, values in derived.items():
+            found.setdefault(name, values)
+
+
+def quality_flags(signal_mv: np.ndarray, fs_hz: float) -> list[str]:
+    """Quality flags for a (12, n) signal: NaN samples, flat leads, implausible scale, short record.
+
+    >>> import numpy as np
+    >>> sig = np.random.default_rng(0).normal(0, 0.3, (12, 5000)).astype(np.float32)
+    >>> sig[8] = 0.0
+    >>> quality_flags(sig, 500.0)
+    ['flat_lead:V3']
+    """
+    flags: list[str] = []
+    finite = np.isfinite(signal_mv)
+    for i, name in enumerate(LEADS):
+        if not finite[i].all():
+            flags.append(f"nan_samples:{name}")
+    ptps = []
+    for i, name in enumerate(LEADS):
+        lead = signal_mv[i][finite[i]]
+        if lead.size == 0:
+            continue
+        ptp = float(np.ptp(lead))
+        if ptp < FLAT_PTP_MV:
+            flags.append(f"flat_lead:{name}")
+        else:
+            lo, hi = np.percentile(lead, [1, 99])
+            ptps.append(float(hi - lo))
+    if ptps:
+        typical = float(np.median(ptps))
+        if typical > MAX_PLAUSIBLE_PTP_MV or typical < MIN_PLAUSIBLE_PTP_MV:
+            flags.append(f"implausible_amplitude:{typical:.3g}mV")
+    duration = signal_mv.shape[1] / fs_hz
+    if duration < MIN_DURATION_S:
+        flags.append(f"short_record:{duration:.2f}s")
+    return flags

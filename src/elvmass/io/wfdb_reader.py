@@ -1,0 +1,255 @@
+"""WFDB records (PhysioNet: PTB-XL, PhysioNet/CinC Challenge) read with the ``wfdb`` package.
+
+Demographics come from the header comments when the file has them, CinC-style
+(``# Age: 74``, ``# Sex: Female``, ``# Height: 170``, ``# Weight: 70``) or PTB-XL-style
+(``# age: 74``, ``# sex: female``); CinC ``# Dx:`` SNOMED CT codes become statement
+text. PTB-XL headers carry no comments: the dataset keeps age, sex, height, weight,
+recording date and SCP statements in ``ptbxl_database.csv`` at the dataset root, which is
+looked up when the record sits in the PhysioNet layout (``records500/00000/00001_hr``)::
+
+    >>> from elvmass.io.wfdb_reader import read_wfdb_ecg
+    >>> rec = read_wfdb_ecg("ptbxl/records500/00000/00136_hr")  # doctest: +SKIP
+    >>> rec.patient.height_cm  # doctest: +SKIP
+    167.0
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import functools
+import math
+import re
+from pathlib import Path
+
+from elvmass.errors import ECGReadError
+from elvmass.io._assemble import assemble_record, check_sampling_rate
+from elvmass.record import ECGRecord, Patient
+
+#: SNOMED CT codes used in the PhysioNet/CinC Challenge 2020/2021 labels -> statement text.
+SNOMED_STATEMENTS: dict[str, str] = {
+    "164889003": "atrial fibrillation",
+    "164890007": "atrial flutter",
+    "6374002": "bundle branch block",
+    "426627000": "bradycardia",
+    "733534002": "complete left bundle branch block",
+    "713427006": "complete right bundle branch block",
+    "270492004": "1st degree av block",
+    "713426002": "incomplete right bundle branch block",
+    "39732003": "left axis deviation",
+    "445118002": "left anterior fascicular block",
+    "164909002": "left bundle branch block",
+    "251146004": "low qrs voltages",
+    "698252002": "nonspecific intraventricular conduction disorder",
+    "426783006": "sinus rhythm",
+    "284470004": "premature atrial contraction",
+    "10370003": "pacing rhythm",
+    "365413008": "poor R wave progression",
+    "427172004": "premature ventricular contractions",
+    "164947007": "prolonged pr interval",
+    "111975006": "prolonged qt interval",
+    "164917005": "qwave abnormal",
+    "47665007": "right axis deviation",
+    "59118001": "right bundle branch block",
+    "427393009": "sinus arrhythmia",
+    "426177001": "sinus bradycardia",
+    "427084000": "sinus tachycardia",
+    "63593006": "supraventricular premature beats",
+    "164934002": "t wave abnormal",
+    "59931005": "t wave inversion",
+    "17338001": "ventricular premature beats",
+    "164873001": "left ventricular hypertrophy",
+    "89792004": "right ventricular hypertrophy",
+    "55930002": "st changes",
+    "429622005": "st depression",
+    "164865005": "myocardial infarction",
+}
+
+_UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6, "": 1.0}
+_PTBXL_NAME = re.compile(r"^(\d{5})_(hr|lr)$")
+
+
+def wfdb_record_base(path) -> Path:
+    """The record path without extension (what ``wfdb.rdrecord`` wants) for x, x.hea or x.dat."""
+    path = Path(path)
+    if path.suffix.lower() in (".hea", ".dat", ".mat"):
+        return path.with_suffix("")
+    return path
+
+
+def _number_with_unit(text: str) -> tuple[float | None, str]:
+    match = re.search(r"(-?\d+(?:[.,]\d+)?)\s*([A-Za-z]*)", text)
+    if not match:
+        return None, ""
+    value = float(match.group(1).replace(",", "."))
+    return (value if math.isfinite(value) else None), match.group(2).lower()
+
+
+def parse_header_comments(comments: list[str]) -> dict:
+    """Demographics and statements from WFDB header comments (CinC or PTB-XL style).
+
+    >>> d = parse_header_comments(["Age: 74", "Sex: Male", "Height: 70 in", "Weight: 150 lb", "Dx: 164909002,10370003"])
+    >>> d["age_years"], d["sex"], round(d["height_cm"], 1), round(d["weight_kg"], 1)
+    (74.0, 'M', 177.8, 68.0)
+    >>> d["statements"]
+    ['left bundle branch block [SNOMED 164909002]', 'pacing rhythm [SNOMED 10370003]']
+    """
+    out: dict = {"statements": []}
+    for line in comments:
+        if ":" not in line:
+            continue
+        key, _, value = line.partition(":")
+        key = key.strip().lower().lstrip("#").strip()
+        value = value.strip()
+        if not value or value.lower() in ("nan", "unknown", "none", "n/a"):
+            continue
+        if key == "age":
+            age, _ = _number_with_unit(value)
+            out["age_years"] = age
+        elif key in ("sex", "gender"):
+            v = value.strip().lower()
+            if v in ("m", "male", "man"):
+                out["sex"] = "M"
+            elif v in ("f", "female", "woman"):
+                out["sex"] = "F"
+        elif key in ("height", "height_cm", "height (cm)"):
+            h, unit = _number_with_unit(value)
+            if h is not None and h > 0:
+                out["height_cm"] = h * 2.54 if unit in ("in", "inch", "inches") else h * 100 if unit == "m" else h
+        elif key in ("weight", "weight_kg", "weight (kg)"):
+            w, unit = _number_with_unit(value)
+            if w is not None and w > 0:
+                out["weight_kg"] = w * 0.45359237 if unit in ("lb", "lbs", "pound", "pounds") else w
+        elif key == "dx":
+            for code in re.split(r"[,;\s]+", value):
+                if code:
+                    text = SNOMED_STATEMENTS.get(code)
+                    out["statements"].append(f"{text} [SNOMED {code}]" if text else f"SNOMED CT {code}")
+        elif key in ("patient_id", "patient id", "id"):
+            out["patient_id"] = value
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _ptbxl_tables(database_csv: str, mtime: float):
+    import pandas as pd
+
+    db = pd.read_csv(database_csv, index_col="ecg_id")
+    scp_path = Path(database_csv).with_name("scp_statements.csv")
+    descriptions: dict[str, str] = {}
+    if scp_path.is_file():
+        scp = pd.read_csv(scp_path, index_col=0)
+        descriptions = {str(k): str(v) for k, v in scp["description"].items()}
+    return db, descriptions
+
+
+def ptbxl_metadata(record_base: Path) -> dict | None:
+    """Age, sex, height, weight, date and statements of a PTB-XL record from ``ptbxl_database.csv``.
+
+    The record must be named like ``00001_hr`` and the CSV must sit in one of the
+    three folders above it (the PhysioNet layout). PTB-XL codes sex as 0 = male, 1 = female.
+    """
+    match = _PTBXL_NAME.match(record_base.name)
+    if not match:
+        return None
+    for parent in list(record_base.parents)[:3]:
+        csv = parent / "ptbxl_database.csv"
+        if csv.is_file():
+            break
+    else:
+        return None
+    try:
+        db, descriptions = _ptbxl_tables(str(csv), csv.stat().st_mtime)
+        row = db.loc[int(match.group(1))]
+    except (KeyError, ValueError, OSError):
+        return None
+
+    def finite(x):
+        try:
+            x = float(x)
+        except (TypeError, ValueError):
+            return None
+        return x if math.isfinite(x) else None
+
+    out: dict = {}
+    out["age_years"] = finite(row.get("age"))
+    sex = finite(row.get("sex"))
+    out["sex"] = {0.0: "M", 1.0: "F"}.get(sex) if sex is not None else None
+    out["height_cm"] = finite(row.get("height"))
+    out["weight_kg"] = finite(row.get("weight"))
+    pid = finite(row.get("patient_id"))
+    out["patient_id"] = str(int(pid)) if pid is not None else None
+    try:
+        out["acquired_at"] = dt.datetime.fromisoformat(str(row.get("recording_date")))
+    except ValueError:
+        out["acquired_at"] = None
+    statements = []
+    try:
+        codes = ast.literal_eval(str(row.get("scp_codes")))
+    except (ValueError, SyntaxError):
+        codes = {}
+    for code in codes:
+        text = descriptions.get(code)
+        statements.append(f"{text} [SCP {code}]" if text else f"SCP {code}")
+    out["statements"] = statements
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def read_wfdb_ecg(path) -> ECGRecord:
+    """Read a WFDB record (``x``, ``x.hea`` or ``x.dat``) into the 12-lead record in mV."""
+    import wfdb
+
+    base = wfdb_record_base(path)
+    shown = base.with_suffix(".hea") if base.with_suffix(".hea").exists() else Path(path)
+    if not base.with_suffix(".hea").is_file():
+        raise ECGReadError(path, "WFDB header (.hea) not found")
+    try:
+        rec = wfdb.rdrecord(str(base), physical=True)
+    except FileNotFoundError as exc:
+        raise ECGReadError(shown, f"WFDB signal file missing ({Path(exc.filename or '').name or exc})") from None
+    except ValueError as exc:
+        if "reshape" in str(exc) or "buffer" in str(exc):
+            raise ECGReadError(shown, "WFDB signal file is truncated or does not match its header") from None
+        raise ECGReadError(shown, f"corrupt WFDB record ({' '.join(str(exc).split())[:150]})") from None
+    except Exception as exc:  # noqa: BLE001 - wfdb raises many types for bad headers; one line each
+        raise ECGReadError(shown, f"corrupt WFDB header ({type(exc).__name__}: {' '.join(str(exc).split())[:150]})") from None
+
+    if rec.p_signal is None or rec.sig_name is None or rec.p_signal.size == 0:
+        raise ECGReadError(shown, "the WFDB record holds no samples")
+    fs = check_sampling_rate(shown, rec.fs)
+    pairs = []
+    for i, (name, unit) in enumerate(zip(rec.sig_name, rec.units or [""] * len(rec.sig_name))):
+        factor = _UNIT_TO_MV.get(str(unit or "").strip().lower())
+        if factor is None:
+            raise ECGReadError(shown, f"lead {name} is in {unit!r}, not a voltage unit")
+        pairs.append((name, rec.p_signal[:, i] * factor))
+
+    info = parse_header_comments(list(rec.comments or []))
+    acquired_at = None
+    if rec.base_date is not None:
+        acquired_at = dt.datetime.combine(rec.base_date, rec.base_time or dt.time())
+    if not any(k in info for k in ("age_years", "sex", "height_cm", "weight_kg")):
+        sidecar = ptbxl_metadata(base)
+        if sidecar:
+            sidecar_statements = sidecar.pop("statements", [])
+            acquired_at = acquired_at or sidecar.pop("acquired_at", None)
+            sidecar.pop("acquired_at", None)
+            info = {**sidecar, **{k: v for k, v in info.items() if k != "statements"},
+                    "statements": info["statements"] + sidecar_statements}
+    patient = Patient(
+        age_years=info.get("age_years"),
+        sex=info.get("sex"),
+        height_cm=info.get("height_cm"),
+        weight_kg=info.get("weight_kg"),
+        patient_id=info.get("patient_id"),
+    )
+    return assemble_record(
+        shown,
+        pairs,
+        [fs] * len(pairs),
+        source_format="wfdb",
+        patient=patient,
+        acquired_at=acquired_at,
+        statements=tuple(info.get("statements", ())),
+    )
+
