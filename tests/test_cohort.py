@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,9 @@ from elvmass.cohort import (
     add_derived_columns,
     bsa_m2,
     classify_exclusion,
+    ecg_metadata_table,
     exclusion_rules_markdown,
+    fill_device_measurements,
     load_manifest,
     pair_ecgs_with_imaging,
     read_manifest,
@@ -25,6 +26,7 @@ from elvmass.cohort import (
     write_manifest,
 )
 from elvmass.errors import ManifestError
+from elvmass.io import read_ecg
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -295,3 +297,40 @@ def test_one_ecg_never_serves_two_lvms_and_missing_demographics_excluded():
     assert len(b.manifest) == 1
     b = pair_ecgs_with_imaging(pd.DataFrame([_ecg("a1", "A", "2020-12-01 23:00")]), imaging.iloc[:1], window_days=30)
     assert len(b.manifest) == 0
+
+
+# ---------------------------------------------------------------------------- real vendor files
+
+
+def test_fill_device_measurements_from_real_files(shared_data):
+    vendor = shared_data / "vendor"
+    df = pd.DataFrame([
+        _row(patient_id="JAX01234", ecg_path="ge-muse-xml/muse_ecg1.xml", p_axis_deg="60"),  # given value wins
+        _row(patient_id="642341", ecg_path="dicom/waveform_ecg.dcm", sex="F"),
+        _row(patient_id="X", ecg_path="ge-muse-xml/none.xml"),  # missing file: stays empty
+    ])
+    out = fill_device_measurements(df, vendor)
+    cols = ["qrs_ms", "p_axis_deg", "r_axis_deg", "t_axis_deg"]
+    # GE MUSE RestingECGMeasurements of muse_ecg1 (QRS 78 ms, axes 49/54/46), P axis kept from the manifest
+    assert out.loc[0, cols].tolist() == [78.0, 60.0, 54.0, 46.0]
+    # the Mortara DICOM file's annotations: QRS 75 ms, axes 74/52/57 (shared/data/README.md)
+    assert out.loc[1, cols].tolist() == [75.0, 74.0, 52.0, 57.0]
+    assert out.loc[2, cols].isna().all()
+    assert validate_manifest(out.iloc[:2], base_dir=vendor).problems == []
+
+
+def test_real_muse_paced_ecg_is_excluded(shared_data):
+    # genuine GE MUSE export whose first statement is "Ventricular-paced rhythm"
+    rec = read_ecg(shared_data / "vendor" / "ge-muse-xml" / "muse_ecg1.xml")
+    meta = ecg_metadata_table([rec])
+    assert meta.loc[0, "patient_id"] == "JAX01234" and meta.loc[0, "ecg_datetime"] == pd.Timestamp("2021-05-10 13:15:18")
+    imaging = pd.DataFrame([{"patient_id": "JAX01234", "imaging_datetime": "2021-06-01", "lvm_g": "150",
+                             "lvm_source": "mr", "height_cm": "175", "weight_kg": "80"}])
+    build = pair_ecgs_with_imaging(meta, imaging)
+    assert build.manifest.empty
+    assert build.excluded.loc[build.excluded.unit == "ECGs", "reason"].tolist() == [
+        "paced rhythm: statement 'Ventricular-paced rhythm'"]
+    # the same ECG with the pacing statement removed is paired, its device measurements carried along
+    build = pair_ecgs_with_imaging(ecg_metadata_table([rec.replace(statements=("Sinus rhythm",))]), imaging)
+    row = build.manifest.iloc[0]
+    assert (row.patient_id, row.sex, row.age_years, row.qrs_ms, row.r_axis_deg) == ("JAX01234", "M", 60.0, 78.0, 54.0)

@@ -101,7 +101,7 @@ MANIFEST_SCHEMA: tuple[ColumnSpec, ...] = (
                description="The ECG file (any format elvmass reads); relative paths resolve against the manifest's folder."),
     ColumnSpec("ecg_datetime", "datetime", False, "ISO 8601",
                description="ECG acquisition date and time, YYYY-MM-DD[THH:MM[:SS]]."),
-    ColumnSpec("lvm_g", "number", True, "g", 30, 600, "grams of LV mass (indexed LVMI in g/m² is not accepted here)",
+    ColumnSpec("lvm_g", "number", True, "g", 30, 600, "grams of LV mass, not LVMI in g/m²",
                description="Imaging-derived left ventricular mass."),
     ColumnSpec("lvm_source", "source", True, "ct|mr|echo",
                description="Modality that measured LVM: ct, mr or echo (aliases: mri, cmr -> mr; tte -> echo)."),
@@ -111,11 +111,11 @@ MANIFEST_SCHEMA: tuple[ColumnSpec, ...] = (
                description="M or F (male/female accepted, any case). Numbers are rejected: 0/1 coding differs between data sets."),
     ColumnSpec("age_years", "number", True, "years", 18, 110, "age in whole or decimal years",
                description="Age at the ECG."),
-    ColumnSpec("height_cm", "number", True, "cm", 120, 220, "centimetres (1.75 would be metres, 69 inches)",
+    ColumnSpec("height_cm", "number", True, "cm", 120, 220, "centimetres; 1.75 would be metres, 69 inches",
                description="Body height."),
-    ColumnSpec("weight_kg", "number", True, "kg", 30, 250, "kilograms (a value in pounds is 2.2 times larger)",
+    ColumnSpec("weight_kg", "number", True, "kg", 30, 250, "kilograms; pounds are 2.2 times larger",
                description="Body weight."),
-    ColumnSpec("qrs_ms", "number", False, "ms", 40, 300, "milliseconds (0.1 would be seconds)",
+    ColumnSpec("qrs_ms", "number", False, "ms", 40, 300, "milliseconds; 0.1 would be seconds",
                description="QRS duration; empty = filled from the ECG machine's measurement."),
     ColumnSpec("p_axis_deg", "number", False, "degrees", -180, 360, "frontal-plane axis in degrees",
                description="P axis; empty = filled from the ECG machine's measurement."),
@@ -931,7 +931,7 @@ def pair_ecgs_with_imaging(ecgs: pd.DataFrame, imaging: pd.DataFrame, *, window_
     e = e.assign(near_gap=nearest)
     inside = e["near_gap"] <= win
     ex = [{"patient_id": r.patient_id, "ecg_path": r.ecg_path,
-           "reason": f"nearest imaging {r.near_gap.days} days away (window {wtxt})"} for r in e[~inside].itertuples()]
+           "reason": f"nearest imaging {r.near_gap.total_seconds() / 86400:.1f} days away (window {wtxt})"} for r in e[~inside].itertuples()]
     flow.step(f"ECGs within {wtxt} of the patient's imaging", "ECGs", len(e), ex, f"outside {wtxt}")
     e = e[inside]
 
@@ -1020,7 +1020,7 @@ def pair_ecgs_with_imaging(ecgs: pd.DataFrame, imaging: pd.DataFrame, *, window_
     flow.step("pairs with complete, plausible demographics", "pairs", len(pairs_df), ex,
               "age/height/weight missing or implausible")
     manifest = checked.valid.reset_index(drop=True)
-    flow.step("final ECG–LVM pairs", "pairs", len(manifest), [], "")
+    flow.step("final ECG–LVM pairs", "pairs", len(manifest), [], "pairs written to the manifest")
     flow_df, ex_df = flow.frames()
     return CohortBuild(manifest=manifest, flow=flow_df, excluded=ex_df)
 
