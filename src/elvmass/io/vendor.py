@@ -54,21 +54,25 @@ def _one_line(text: str, limit: int = 160) -> str:
 
 
 def _parse_with_ecgdatakit(path: Path, fmt: str):
-    from ecgdatakit import ECGDataKitError, FileParser
+    from ecgdatakit import ECGDataKitError, FileParser, UnsupportedFormatError
 
     label = _FORMAT_LABEL[fmt]
+
+    def inner(exc) -> str:  # the library's reason, without repeating the path we already print
+        return _one_line(str(exc).replace(str(path), path.name))
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             parsed = FileParser.parse(path, auto_scale=True, units="mV")
         except ImportError as exc:
-            raise ECGReadError(path, f"cannot read {label}: a dependency is missing ({_one_line(exc)})") from None
+            raise ECGReadError(path, f"cannot read {label}: a dependency is missing ({inner(exc)})") from None
+        except UnsupportedFormatError:
+            raise ECGReadError(path, f"not a readable {label} file (content not recognised; corrupt?)") from None
         except ECGDataKitError as exc:
-            raise ECGReadError(path, f"corrupt or truncated {label} file ({_one_line(exc)})") from None
+            raise ECGReadError(path, f"corrupt or truncated {label} file ({inner(exc)})") from None
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file, reported in one line
-            raise ECGReadError(
-                path, f"corrupt or truncated {label} file ({type(exc).__name__}: {_one_line(exc)})"
-            ) from None
+            raise ECGReadError(path, f"corrupt or truncated {label} file ({type(exc).__name__}: {inner(exc)})") from None
     parser = parsed.file_format.parser
     if parser != _EXPECTED_PARSER[fmt]:
         raise ECGReadError(path, f"looks like {label} but could not be read as one (detected as {parser or 'nothing'})")
