@@ -1,0 +1,180 @@
+"""One call from an ECG record to everything the signal stage knows about it.
+
+    >>> from elvmass.io import example_ecg_path, read_ecg      # doctest: +SKIP
+    >>> from elvmass.signal import analyze_ecg                  # doctest: +SKIP
+    >>> a = analyze_ecg(read_ecg(example_ecg_path()))           # doctest: +SKIP
+    >>> a.view.shape, a.measured["qrs_ms"] > 0                  # doctest: +SKIP
+    ((12, 225), True)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from elvmass.record import DeviceMeasurements, ECGRecord
+from elvmass.signal.beats import NoBeatError, _choose_beat, median_template, view_from_filtered
+from elvmass.signal.config import SignalConfig
+from elvmass.signal.criteria import CRITERIA_KEYS, voltage_criteria
+from elvmass.signal.fiducials import FIDUCIAL_NAMES, locate_fiducials, measure_beat
+from elvmass.signal.filters import bandpass_filter
+from elvmass.signal.peaks import _peaks_on_combined, combine_leads
+from elvmass.signal.quality import assess_quality, is_blocking
+
+MEASURED_KEYS = ("qrs_ms", "p_axis_deg", "r_axis_deg", "t_axis_deg", "hr_bpm", "pr_ms", "qt_ms")
+SEGMENT_NAMES = ("pr", "qrs", "st_t", "tp")
+
+
+@dataclass
+class ECGAnalysis:
+    """What :func:`analyze_ecg` found in one ECG.
+
+    Times: ``r_peaks_s``, ``beat_start_s``, ``beat_end_s`` in s from the start of the recording;
+    ``fiducials_ms`` (``p_on, qrs_on, qrs_off, t_off``) in ms from the beat window's start (NaN where not
+    found). ``beat_mv`` is the band-passed beat the fiducials, measurements and criteria were taken on
+    (the median beat by default), at ``fs_hz``; ``view`` the model input (12, L) at ``config.out_fs_hz``
+    (all NaN when no beat could be cut: a flagged view must not be used silently).
+    """
+
+    r_peaks_s: np.ndarray
+    beat_start_s: float
+    beat_end_s: float
+    flags: tuple[str, ...]
+    fiducials_ms: dict[str, float]
+    measured: dict[str, float]
+    criteria: dict
+    view: np.ndarray
+    fs_hz: float
+    beat_mv: np.ndarray | None = None
+    config: SignalConfig = field(default_factory=SignalConfig)
+    source_path: str | None = None
+    sex: str | None = None
+    device: dict = field(default_factory=dict)
+
+    @property
+    def usable(self) -> bool:
+        """False when a blocking flag (no beat, too few beats, pacing, noise, flat or saturated lead) is set."""
+        return not any(is_blocking(f) for f in self.flags)
+
+    @property
+    def segments_ms(self) -> dict[str, list[tuple[float, float]]]:
+        """The paper's saliency segments in ms from the beat window start: PR interval (P onset to QRS
+        onset), QRS (onset to J point), ST-T (J point to T end), TP (T end to window end, and window start
+        to P onset). Segments with an unknown boundary are empty."""
+        f = self.fiducials_ms
+        end = (self.beat_end_s - self.beat_start_s) * 1000.0
+        p_on, q_on, q_off, t_off = (f[k] for k in FIDUCIAL_NAMES)
+
+        def seg(a: float, b: float) -> list[tuple[float, float]]:
+            if math.isfinite(a) and math.isfinite(b) and b > a:
+                return [(max(a, 0.0), min(b, end))]
+            return []
+
+        return {
+            "pr": seg(p_on, q_on),
+            "qrs": seg(q_on, q_off),
+            "st_t": seg(q_off, t_off),
+            "tp": seg(t_off, end) + seg(0.0, p_on),
+        }
+
+    def segment_masks(self, length: int | None = None, fs_hz: float | None = None) -> dict[str, np.ndarray]:
+        """Boolean masks of the segments over a beat view (default: this analysis's view length and rate)."""
+        fs = self.config.out_fs_hz if fs_hz is None else fs_hz
+        n = self.view.shape[-1] if length is None else length
+        t_ms = np.arange(n) * 1000.0 / fs
+        masks = {}
+        for name, parts in self.segments_ms.items():
+            m = np.zeros(n, dtype=bool)
+            for a, b in parts:
+                m |= (t_ms >= a) & (t_ms < b)
+            masks[name] = m
+        return masks
+
+    def completed_measurements(self, device: DeviceMeasurements | None = None) -> DeviceMeasurements:
+        """The device's measurements with every missing value filled from this analysis's own."""
+        dev = device if device is not None else DeviceMeasurements(**{k: self.device.get(k) for k in DeviceMeasurements.__dataclass_fields__})
+        vals = dev.as_dict()
+        for key in ("qrs_ms", "p_axis_deg", "r_axis_deg", "t_axis_deg", "hr_bpm", "pr_ms", "qt_ms"):
+            mine = self.measured.get(key)
+            if vals.get(key) is None and mine is not None and math.isfinite(mine):
+                vals[key] = float(mine)
+        return DeviceMeasurements(**vals)
+
+    def to_json_dict(self) -> dict:
+        """Plain JSON-ready dict (NaN stays NaN; ``print_json_line`` writes it as null)."""
+        return {
+            "path": self.source_path,
+            "r_peaks_s": [round(float(t), 4) for t in self.r_peaks_s],
+            "beat": {"start_s": _r(self.beat_start_s, 4), "end_s": _r(self.beat_end_s, 4)},
+            "flags": list(self.flags),
+            "fiducials_ms": {k: _r(self.fiducials_ms[k], 1) for k in FIDUCIAL_NAMES},
+            "measured": {k: _r(self.measured.get(k, math.nan), 1) for k in MEASURED_KEYS},
+            "criteria": {k: (_r(v, 3) if isinstance(v, float) else v) for k, v in self.criteria.items()},
+        }
+
+
+def _r(v, nd: int):
+    return round(float(v), nd) if v is not None and math.isfinite(float(v)) else math.nan
+
+
+def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: np.random.Generator | None = None) -> ECGAnalysis:
+    """Filter, find R peaks, cut the synchronized beat and the configured view, check quality, locate
+    fiducials, measure QRS duration and axes, and evaluate the voltage criteria.
+
+    Never raises for a bad signal: problems become ``flags`` (and NaN values), so a flagged ECG is
+    reported rather than silently used or dropped.
+    """
+    if not isinstance(record, ECGRecord):
+        raise TypeError(f"analyze_ecg needs an ECGRecord (see elvmass.read_ecg), got {type(record).__name__}")
+    fs = record.fs_hz
+    filtered = bandpass_filter(record.signal_mv, fs, config.low_hz, config.high_hz, config.notch_hz)
+    r_peaks = _peaks_on_combined(combine_leads(filtered), fs)
+    beat, median_corr = _choose_beat(filtered, fs, r_peaks, config.beat_before_s, config.beat_after_s)
+    flags = list(record.flags)
+    flags += [f for f in assess_quality(record.signal_mv, filtered, fs, r_peaks, beat_correlation=median_corr) if f not in flags]
+
+    fid_ms = {k: math.nan for k in FIDUCIAL_NAMES}
+    measured = {k: math.nan for k in MEASURED_KEYS}
+    criteria = {k: (None if k.endswith(("_positive", "_probable")) else math.nan) for k in CRITERIA_KEYS}
+    beat_mv = None
+    start_s = end_s = math.nan
+    try:
+        view = view_from_filtered(filtered, fs, r_peaks, beat, config, rng)
+    except NoBeatError:
+        view = np.full((12, config.view_length), np.nan, dtype=np.float32)
+    if beat < 0:
+        flags.append("no_beat")
+    else:
+        nb = round(config.beat_before_s * fs)
+        r = int(r_peaks[beat])
+        start_s = (r - nb) / fs
+        end_s = start_s + config.beat_before_s + config.beat_after_s
+        if config.fiducials_from == "median_beat":
+            beat_mv = median_template(filtered, fs, r_peaks, config.beat_before_s, config.beat_after_s)
+        else:
+            w = nb + round(config.beat_after_s * fs)
+            beat_mv = filtered[:, r - nb : r - nb + w].astype(np.float64)
+        fid = locate_fiducials(beat_mv, fs, nb)
+        fid_ms = {k: fid[k] * 1000.0 / fs for k in FIDUCIAL_NAMES}
+        measured.update(measure_beat(beat_mv, fs, fid))
+        criteria = voltage_criteria(beat_mv, fs, fid_ms, record.patient.sex)
+    if r_peaks.size >= 2:
+        measured["hr_bpm"] = 60.0 / float(np.median(np.diff(r_peaks)) / fs)
+    return ECGAnalysis(
+        r_peaks_s=r_peaks / fs,
+        beat_start_s=float(start_s),
+        beat_end_s=float(end_s),
+        flags=tuple(flags),
+        fiducials_ms=fid_ms,
+        measured=measured,
+        criteria=criteria,
+        view=view,
+        fs_hz=fs,
+        beat_mv=None if beat_mv is None else beat_mv.astype(np.float32),
+        config=config,
+        source_path=record.source_path,
+        sex=record.patient.sex,
+        device=record.measurements.as_dict(),
+    )
