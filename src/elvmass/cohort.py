@@ -906,11 +906,11 @@ def pair_ecgs_with_imaging(ecgs: pd.DataFrame, imaging: pd.DataFrame, *, window_
 
     # 3. patient ID and acquisition time present
     ex, keep = [], []
-    for i, r in e.iterrows():
-        why = [w for w, bad in (("no patient ID in file", r.patient_id is None),
-                                ("no acquisition date/time in file", r.ecg_datetime is None)) if bad]
+    for i, pid, path, when in zip(e.index, e["patient_id"], e["ecg_path"], e["ecg_datetime"]):
+        why = [w for w, bad in (("no patient ID in file", pid is None),
+                                ("no acquisition date/time in file", when is None)) if bad]
         if why:
-            ex.append({"patient_id": r.patient_id, "ecg_path": r.ecg_path, "reason": "; ".join(why)})
+            ex.append({"patient_id": pid, "ecg_path": path, "reason": "; ".join(why)})
         else:
             keep.append(i)
     flow.step("ECGs with patient ID and acquisition time", "ECGs", len(e), ex, "patient ID or date missing in file")
@@ -924,7 +924,9 @@ def pair_ecgs_with_imaging(ecgs: pd.DataFrame, imaging: pd.DataFrame, *, window_
     e = e[has_img]
 
     # 5. within the window of one of the patient's imaging studies
-    img_times = img.groupby("patient_id")["imaging_datetime"].apply(list).to_dict()
+    img_times: dict[str, list] = {}
+    for pid, when in zip(img["patient_id"], img["imaging_datetime"]):
+        img_times.setdefault(pid, []).append(when)
     nearest = []
     for r in e.itertuples():
         nearest.append(min(abs(r.ecg_datetime - t) for t in img_times[r.patient_id]))
@@ -956,12 +958,15 @@ def pair_ecgs_with_imaging(ecgs: pd.DataFrame, imaging: pd.DataFrame, *, window_
         e = e[~sel]
 
     # one ECG per LVM, closest in time (greedy over all candidate pairs, nearest first)
+    img_by_pid: dict[str, list] = {}
+    for ii, pid, irow_no, when in zip(img.index, img["patient_id"], img["imaging_row"], img["imaging_datetime"]):
+        img_by_pid.setdefault(pid, []).append((ii, irow_no, when))
     cands = []
-    for ei, r in e.iterrows():
-        for irow in img[img["patient_id"] == r.patient_id].itertuples():
-            d = abs(r.ecg_datetime - irow.imaging_datetime)
+    for ei, pid, path, when in zip(e.index, e["patient_id"], e["ecg_path"], e["ecg_datetime"]):
+        for ii, irow_no, img_when in img_by_pid.get(pid, ()):
+            d = abs(when - img_when)
             if d <= win:
-                cands.append((d, irow.imaging_row, str(r.ecg_path), ei, irow.Index))
+                cands.append((d, irow_no, str(path), ei, ii))
     cands.sort(key=lambda c: (c[0], c[1], c[2]))
     used_ecg, used_img, pairs = set(), set(), []
     for d, _, _, ei, ii in cands:
@@ -970,45 +975,46 @@ def pair_ecgs_with_imaging(ecgs: pd.DataFrame, imaging: pd.DataFrame, *, window_
         used_ecg.add(ei)
         used_img.add(ii)
         pairs.append((ii, ei))
-    ex = [{"patient_id": r.patient_id, "ecg_path": r.ecg_path,
-           "reason": "another ECG was closer in time to the imaging study"}
-          for ei, r in e.iterrows() if ei not in used_ecg]
+    ex = [{"patient_id": pid, "ecg_path": path, "reason": "another ECG was closer in time to the imaging study"}
+          for ei, pid, path in zip(e.index, e["patient_id"], e["ecg_path"]) if ei not in used_ecg]
     flow.step("one ECG per LVM (closest in time)", "ECGs", len(e), ex, "a closer ECG was kept")
 
     # imaging rows left without an ECG
-    all_ecgs = ecgs.assign(patient_id=[None if _is_missing(v) else str(v).strip() for v in ecgs["patient_id"]])
+    pids_with_file = {str(v).strip() for v in ecgs["patient_id"] if not _is_missing(v)}
+    pids_eligible = set(e["patient_id"])
     ex = []
-    for ii, irow in img.iterrows():
+    for ii, pid, irow_no in zip(img.index, img["patient_id"], img["imaging_row"]):
         if ii in used_img:
             continue
-        pid = irow.patient_id
-        if not (all_ecgs["patient_id"] == pid).any():
+        if pid not in pids_with_file:
             why = "no ECG file for this patient ID"
-        elif not (e["patient_id"] == pid).any():
+        elif pid not in pids_eligible:
             why = f"no eligible ECG within {wtxt} (all outside the window or excluded)"
         else:
             why = "the eligible ECGs were paired with another imaging study closer in time"
-        ex.append({"patient_id": pid, "imaging_row": int(irow.imaging_row), "reason": why})
+        ex.append({"patient_id": pid, "imaging_row": int(irow_no), "reason": why})
     flow.step(f"imaging rows with an eligible ECG within {wtxt}", "imaging rows", len(img), ex,
               "no eligible ECG in window")
 
     # assemble rows and validate them as a manifest
+    img_rec = img.to_dict(orient="index")
+    ecg_rec = e.to_dict(orient="index")
     rows = []
-    for ii, ei in sorted(pairs, key=lambda p: img.at[p[0], "imaging_row"]):
-        irow, r = img.loc[ii], e.loc[ei]
+    for ii, ei in sorted(pairs, key=lambda p: img_rec[p[0]]["imaging_row"]):
+        irow, r = img_rec[ii], ecg_rec[ei]
         rows.append({
-            "patient_id": irow.patient_id,
-            "ecg_path": r.ecg_path,
-            "ecg_datetime": r.ecg_datetime,
-            "lvm_g": irow.lvm_g,
-            "lvm_source": irow.lvm_source,
-            "imaging_datetime": irow.imaging_datetime,
-            "sex": r.res_sex,
-            "age_years": _first_known(r.age_years, irow.age_years),
-            "height_cm": _first_known(irow.height_cm, r.height_cm),
-            "weight_kg": _first_known(irow.weight_kg, r.weight_kg),
+            "patient_id": irow["patient_id"],
+            "ecg_path": r["ecg_path"],
+            "ecg_datetime": r["ecg_datetime"],
+            "lvm_g": irow["lvm_g"],
+            "lvm_source": irow["lvm_source"],
+            "imaging_datetime": irow["imaging_datetime"],
+            "sex": r["res_sex"],
+            "age_years": _first_known(r["age_years"], irow["age_years"]),
+            "height_cm": _first_known(irow["height_cm"], r["height_cm"]),
+            "weight_kg": _first_known(irow["weight_kg"], r["weight_kg"]),
             **{c: r[c] for c in DEVICE_MEASUREMENT_COLUMNS},
-            "_imaging_row": int(irow.imaging_row),
+            "_imaging_row": int(irow["imaging_row"]),
         })
     pairs_df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS) + ["_imaging_row"])
     checked = validate_manifest(pairs_df.drop(columns="_imaging_row"), check_files=False)
@@ -1049,6 +1055,8 @@ def build_cohort(ecg_dir, imaging_csv, *, window_days: float = 183,
             rec = read_ecg(p)
         except ECGReadError as exc:
             unreadable.append((str(Path(p).resolve()), exc.problem))
+        except Exception as exc:  # one odd file must not stop a whole archive; it is listed with its error
+            unreadable.append((str(Path(p).resolve()), f"reader failed ({type(exc).__name__}: {exc})"))
         else:
             rows.append(ecg_metadata(rec, Path(p).resolve()))
         if progress is not None:
