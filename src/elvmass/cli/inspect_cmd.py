@@ -46,9 +46,11 @@ def _fmt(value, unit: str = "") -> str:
 
 
 def _print_text(record: ECGRecord, path) -> None:
+    from rich.markup import escape
+
     p, m = record.patient, record.measurements
     lines = [
-        f"[bold]{path}[/bold]",
+        f"[bold]{escape(str(path))}[/bold]",
         f"  format       {record.source_format}",
         f"  rate         {record.fs_hz:g} Hz   samples {record.n_samples}   duration {record.duration_s:.2f} s",
         f"  leads        {' '.join(LEADS)}",
@@ -60,8 +62,8 @@ def _print_text(record: ECGRecord, path) -> None:
         f"  axes         P {_fmt(m.p_axis_deg, 'deg')}   QRS {_fmt(m.r_axis_deg, 'deg')}   T {_fmt(m.t_axis_deg, 'deg')}",
     ]
     if record.statements:
-        lines.append("  statements   " + "\n               ".join(record.statements))
-    lines.append(f"  flags        {', '.join(record.flags) if record.flags else 'none'}")
+        lines.append("  statements   " + "\n               ".join(escape(s) for s in record.statements))
+    lines.append(f"  flags        {escape(', '.join(record.flags)) if record.flags else 'none'}")
     console.print("\n".join(lines), highlight=False, markup=True, soft_wrap=True)
 
 
