@@ -222,7 +222,8 @@ def write_manifest(df: pd.DataFrame, path, *, relative_paths: bool = False) -> P
 
     Schema columns come first in schema order; date-times are written as ISO 8601 text in CSV.
     With ``relative_paths=True`` each ``ecg_path`` is rewritten relative to the manifest's folder
-    (so the manifest and the ECGs can be moved together).
+    (so the manifest and the ECGs can be moved together); paths in ``df`` must then be absolute or
+    relative to the current directory (as :func:`build_cohort` and :func:`load_manifest` give them).
     """
     path = Path(path)
     out = df.copy()
