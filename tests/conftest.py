@@ -16,7 +16,10 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """Path to the read-only real data folder ``../shared/data`` (skips if it is absent)."""
+    """Path to the read-only real data folder ``../shared/data``.
+
+    Its absence is a failure, not a skip: the real-data tests must never pass by not running.
+    """
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real test data not found at {SHARED_DATA}")
+        pytest.fail(f"real test data not found at {SHARED_DATA}: clone the project next to shared/")
     return SHARED_DATA

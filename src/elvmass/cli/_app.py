@@ -17,6 +17,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the elvmass version and exit.", is_eager=True),
+) -> None:
+    """Estimate imaging-derived LV mass and LVH from 12-lead ECGs."""
+    if version:
+        from elvmass import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
 console = Console()
 err_console = Console(stderr=True)
 
