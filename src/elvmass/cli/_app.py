@@ -19,8 +19,9 @@ app = typer.Typer(
 
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", help="Print the elvmass version and exit.", is_eager=True),
 ) -> None:
     """Estimate imaging-derived LV mass and LVH from 12-lead ECGs."""
@@ -28,6 +29,9 @@ def _root(
         from elvmass import __version__
 
         typer.echo(__version__)
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
         raise typer.Exit()
 
 
