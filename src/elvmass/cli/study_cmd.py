@@ -1,3 +1,220 @@
-"""`elvmass study`: see the module docstring of the library function it wraps."""
+"""`elvmass study`, `elvmass train`, `elvmass predict` and `elvmass demo`.
 
-from elvmass.cli._app import app  # noqa: F401
+Thin wrappers over :func:`elvmass.evaluate.study.run_study`, :func:`elvmass.bundle.train_bundle`,
+:func:`elvmass.predict.predict_files` and the synthetic cohort generator.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from elvmass.cli._app import app, console, err_console, fail, print_json_line, report_error
+from elvmass.errors import ElvmassError
+
+PRESETS = ("quick", "paper")
+
+
+@contextmanager
+def _progress_bar(description: str, enabled: bool = True):
+    """A rich progress bar on stderr; yields a ``progress(i, n)`` callback (or None when disabled)."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err_console, transient=True)
+    task = prog.add_task(description, total=None)
+    with prog:
+        def cb(i: int, n: int) -> None:
+            prog.update(task, completed=i, total=n)
+
+        yield cb
+
+
+def _check_preset(preset: str) -> None:
+    if preset not in PRESETS:
+        fail(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+
+
+def _log(msg: str) -> None:
+    err_console.print(msg, highlight=False)
+
+
+def _print_summary(results: dict) -> None:
+    from rich.table import Table
+
+    from elvmass.report.tables import MODEL_LABELS
+
+    t = Table(title=f"eLVMass-Net study, n = {results['n']} ({results['config']['preset']['n_folds']}-fold CV)")
+    for col in ("model", "MAE (g)", "MAPE (%)", "c-statistic (LVH)"):
+        t.add_column(col)
+    for name, m in results["models"].items():
+        mae, mape = m["mae_g"], m["mape_pct"]
+        c = m["lvh"].get("c_statistic")
+        t.add_row(MODEL_LABELS.get(name, name), f"{mae['mean']:.1f} ± {mae['sd'] or 0:.1f}",
+                  f"{mape['mean']:.1f} ± {mape['sd'] or 0:.1f}", "–" if c is None else f"{c:.3f}")
+    console.print(t)
+    for c in results["comparisons"]:
+        if c["subset"] == "all" and c["metric"] == "mae_g":
+            p = c["p_value"]
+            console.print(f"  {c['a']} vs {c['b']}: MAE {c['a_value']:.1f} vs {c['b_value']:.1f} g, "
+                          f"paired fold-level p = {'n/a' if p is None else format(p, '.3g')}", highlight=False)
+
+
+@app.command("study")
+def study(
+    cohort: Path = typer.Option(..., "--cohort", help="Cohort manifest (CSV or Parquet), e.g. from `elvmass cohort build`."),
+    out: Path = typer.Option(..., "--out", help="Results folder (results.json, predictions.csv, tables, report.html)."),
+    preset: str = typer.Option("paper", "--preset", help="quick (smoke test) or paper (the paper's protocol)."),
+    sex_specific: bool = typer.Option(False, "--sex-specific", help="Also train and test male and female models."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-ECG cache (default OUT/.cache)."),
+    json_out: bool = typer.Option(False, "--json", help="Print results.json to stdout instead of a table."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or fold lines."),
+) -> None:
+    """Run the cross-validated eLVMass-Net study protocol on a cohort and write a report."""
+    from elvmass.evaluate.study import run_study
+
+    _check_preset(preset)
+    try:
+        results = run_study(cohort, out, preset, sex_specific=sex_specific, cache_dir=cache_dir,
+                            progress=not quiet and not json_out, log=None if quiet else _log)
+    except (ElvmassError, ValueError) as exc:
+        fail(str(exc))
+    if json_out:
+        print_json_line(results)
+        return
+    _print_summary(results)
+    console.print(f"report: {out / 'report.html'}  ({results['elapsed_s']:.0f} s)", highlight=False)
+
+
+@app.command("train")
+def train(
+    cohort: Path = typer.Option(..., "--cohort", help="Cohort manifest (CSV or Parquet)."),
+    out: Path = typer.Option(..., "--out", help="Model bundle folder to write."),
+    preset: str = typer.Option("paper", "--preset", help="quick or paper."),
+    sex_specific: bool = typer.Option(True, "--sex-specific/--no-sex-specific", help="Also fit male and female models."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-ECG cache (default OUT/.cache)."),
+    quiet: bool = typer.Option(False, "--quiet"),
+) -> None:
+    """Fit the final models on the whole cohort and save a model bundle (safetensors + JSON)."""
+    from elvmass.bundle import train_bundle
+
+    _check_preset(preset)
+    try:
+        path = train_bundle(cohort, out, preset, sex_specific=sex_specific, cache_dir=cache_dir, progress=not quiet,
+                            log=None if quiet else _log)
+    except (ElvmassError, ValueError) as exc:
+        fail(str(exc))
+    console.print(f"model bundle: {path}", highlight=False)
+
+
+def _expand(files: List[Path]) -> list[Path]:
+    from elvmass.io import find_ecg_files
+
+    out: list[Path] = []
+    for f in files:
+        if f.is_dir():
+            out += find_ecg_files(f)
+        else:
+            out.append(f)
+    return out
+
+
+@app.command("predict")
+def predict(
+    files: List[Path] = typer.Argument(..., help="ECG files or folders (searched recursively)."),
+    model: Path = typer.Option(..., "--model", help="Model bundle folder from `elvmass train`."),
+    age: Optional[float] = typer.Option(None, "--age", help="Age in years (overrides the file)."),
+    sex: Optional[str] = typer.Option(None, "--sex", help="M or F (overrides the file)."),
+    height_cm: Optional[float] = typer.Option(None, "--height-cm", help="Height in cm (overrides the file)."),
+    weight_kg: Optional[float] = typer.Option(None, "--weight-kg", help="Weight in kg (overrides the file)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the predictions as CSV."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object per file per line."),
+) -> None:
+    """Predict LV mass (g), LVMI and LVH for each ECG with the sex-specific model."""
+    from elvmass.bundle import load_bundle
+    from elvmass.predict import predict_files, predictions_to_frame
+
+    if sex is not None:
+        s = sex.strip().upper()[:1]
+        if s not in ("M", "F"):
+            fail(f"--sex must be M or F, got {sex!r}")
+        sex = s
+    try:
+        bundle = load_bundle(model)
+    except ElvmassError as exc:
+        fail(str(exc))
+    paths = _expand(files)
+    if not paths:
+        fail("no ECG files found in the given paths")
+    with _progress_bar("predicting", enabled=len(paths) > 1 and not json_out) as cb:
+        preds, errors = predict_files(bundle, paths, age_years=age, sex=sex, height_cm=height_cm,
+                                      weight_kg=weight_kg, progress=cb)
+    for e in errors:
+        report_error(f"{e} (skipped)")
+    if out is not None:
+        import os
+        import tempfile
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=out.parent)
+        os.close(fd)
+        predictions_to_frame(preds).to_csv(tmp, index=False)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    if json_out:
+        for p in preds:
+            print_json_line(p.to_dict())
+    else:
+        from rich.table import Table
+
+        t = Table(title=f"LV mass predictions ({len(preds)} file(s), {len(errors)} skipped)")
+        for col in ("file", "LVM (g)", "LVMI (g/m²)", "LVH", "model", "flags"):
+            t.add_column(col)
+        for p in preds:
+            t.add_row(Path(p.path).name, f"{p.lvm_g:.0f}", "–" if p.lvmi_g_m2 is None else f"{p.lvmi_g_m2:.0f}",
+                      "–" if p.lvh is None else ("yes" if p.lvh else "no"), p.model, ", ".join(p.flags) or "–")
+        console.print(t)
+        if out is not None:
+            console.print(f"written: {out}", highlight=False)
+    if errors and not preds:
+        raise typer.Exit(1)
+
+
+@app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the synthetic cohort, manifest and study."),
+    n: int = typer.Option(1459, "--n", help="Patients in the synthetic cohort (the paper's internal cohort: 1,459)."),
+    seed: int = typer.Option(0, "--seed"),
+    preset: str = typer.Option("paper", "--preset", help="quick or paper."),
+    quiet: bool = typer.Option(False, "--quiet"),
+) -> None:
+    """Generate the built-in synthetic cohort, build its manifest and run the sex-specific study."""
+    from elvmass.cohort import build_cohort, write_manifest
+    from elvmass.evaluate.study import run_study
+    from elvmass.synth import SynthConfig, generate_cohort
+
+    _check_preset(preset)
+    t0 = time.perf_counter()
+    try:
+        with _progress_bar(f"simulating {n} patients", enabled=not quiet) as cb:
+            synth = generate_cohort(SynthConfig(n=n, seed=seed), out / "synth", progress=cb)
+        with _progress_bar("building the cohort manifest", enabled=not quiet) as cb:
+            build = build_cohort(synth.ecg_dir, synth.imaging_csv, progress=cb)
+        manifest_path = write_manifest(build.manifest, out / "manifest.csv")
+        if not quiet:
+            _log(f"synthetic cohort: {synth.n_patients} patients, manifest {len(build.manifest)} rows "
+                 f"({time.perf_counter() - t0:.0f} s)")
+        results = run_study(manifest_path, out / "study", preset, sex_specific=True, cache_dir=out / ".cache",
+                            progress=not quiet, log=None if quiet else _log)
+    except (ElvmassError, ValueError) as exc:
+        fail(str(exc))
+    _print_summary(results)
+    console.print(f"demo finished in {time.perf_counter() - t0:.0f} s; report: {out / 'study' / 'report.html'}",
+                  highlight=False)

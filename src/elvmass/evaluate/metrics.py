@@ -54,7 +54,7 @@ def roc_auc(y_true, score) -> float:
 
 
 def lvh_score(pred_lvmi_g_m2, sex, cutoffs: dict[str, float] = DEFAULT_CUTOFFS_G_M2) -> np.ndarray:
-    """Predicted LVMI divided by the sex-specific cut-off (>= 1 means LVH)."""
+    """Predicted LVMI divided by the sex-specific cut-off (> 1 means LVH)."""
     pred = np.asarray(pred_lvmi_g_m2, float)
     sex = np.asarray(sex, dtype=object)
     cut = np.array([cutoffs.get(str(s), math.nan) for s in sex], float)
@@ -72,7 +72,7 @@ def lvh_metrics(true_lvh, pred_lvmi_g_m2, sex, cutoffs: dict[str, float] = DEFAU
     score = lvh_score(pred_lvmi_g_m2, sex, cutoffs)
     ok = np.isfinite(true) & np.isfinite(score)
     t = true[ok].astype(bool)
-    p = score[ok] >= 1.0
+    p = score[ok] > 1.0  # strictly above the cut-off, as elvmass.cohort.is_lvh
     tp, tn = int((t & p).sum()), int((~t & ~p).sum())
     fp, fn = int((~t & p).sum()), int((t & ~p).sum())
 

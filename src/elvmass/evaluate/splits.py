@@ -91,3 +91,33 @@ def make_splits(
         rest_rows = rows[rest]
         splits.append(Split(k, rest_rows[~in_val], rest_rows[in_val], test))
     return splits
+
+
+def train_val_split(
+    df: pd.DataFrame,
+    val_fraction: float = 0.1,
+    *,
+    sex: str | None = None,
+    target: str = "lvm_g",
+    patient_col: str = "patient_id",
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows) over the whole cohort, for fitting a final model.
+
+    The same stratified rule as inside each fold: patients in LVM order, every
+    ``round(1 / val_fraction)``-th one is validation; optionally one sex only.
+
+    >>> df = pd.DataFrame({"patient_id": list("abcdefghij"), "lvm_g": range(10)})
+    >>> tr, va = train_val_split(df, 0.2)
+    >>> va.tolist()
+    [0, 5]
+    """
+    if not 0 < val_fraction < 0.5:
+        raise ValueError("val_fraction must be between 0 and 0.5")
+    rank = _patient_order(df, target, patient_col).to_numpy()
+    keep = np.ones(len(df), bool) if sex is None else (df["sex"].astype(str).to_numpy() == sex)
+    step = max(2, int(round(1.0 / val_fraction)))
+    rows = np.flatnonzero(keep)
+    ranks = np.unique(rank[rows])
+    pos = {r: i for i, r in enumerate(ranks)}
+    in_val = np.array([pos[r] % step == 0 for r in rank[rows]], bool)
+    return rows[~in_val], rows[in_val]

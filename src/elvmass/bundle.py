@@ -1,0 +1,263 @@
+"""Model bundles: trained eLVMass-Net weights (safetensors) plus one JSON config, hash-checked.
+
+A bundle is a folder::
+
+    MODEL_DIR/
+      bundle.json                     preprocessing (SignalConfig), lead grouping, inputs, architecture,
+                                      per-model normalisation statistics and imputation medians,
+                                      LVH cut-offs, training-cohort summary, elvmass version
+      elvmassnet.safetensors          the model for both sexes
+      elvmassnet_male.safetensors     sex-specific models (when trained)
+      elvmassnet_female.safetensors
+      hashes.json                     SHA-256 of every file above
+
+Nothing is ever unpickled: weights are read with ``safetensors`` and everything else is JSON.
+:func:`load_bundle` recomputes every hash and refuses a bundle whose files do not match,
+naming the file. The demographics-only comparator is a study comparator and is not saved.
+
+    >>> from elvmass.bundle import load_bundle  # doctest: +SKIP
+    >>> b = load_bundle("model/")  # doctest: +SKIP
+    >>> b.model_names  # doctest: +SKIP
+    ['elvmassnet', 'elvmassnet_female', 'elvmassnet_male']
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from elvmass.errors import ElvmassError
+from elvmass.features import FeatureScaler
+from elvmass.models.elvmassnet import ElvmassNet, ElvmassNetConfig
+
+BUNDLE_FORMAT = "elvmass-model-bundle"
+BUNDLE_FORMAT_VERSION = 1
+CONFIG_NAME = "bundle.json"
+HASHES_NAME = "hashes.json"
+
+
+class BundleError(ElvmassError):
+    """A model bundle is missing, incomplete, tampered with, or from an incompatible version."""
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: the signal config, and per model its network (eval mode) and scaler."""
+
+    path: Path
+    config: dict
+    signal_config: object
+    models: dict[str, ElvmassNet] = field(default_factory=dict)
+    scalers: dict[str, FeatureScaler] = field(default_factory=dict)
+
+    @property
+    def model_names(self) -> list[str]:
+        return sorted(self.models)
+
+    @property
+    def lvh_cutoffs(self) -> dict[str, float]:
+        c = self.config.get("lvh_cutoffs", {"male_g_m2": 72.0, "female_g_m2": 55.0})
+        return {"M": float(c["male_g_m2"]), "F": float(c["female_g_m2"])}
+
+    def model_for_sex(self, sex: str | None) -> str:
+        """The sex-specific model when the bundle has it and sex is known, else ``elvmassnet``."""
+        name = {"M": "elvmassnet_male", "F": "elvmassnet_female"}.get(sex or "", "elvmassnet")
+        if name in self.models:
+            return name
+        if "elvmassnet" in self.models:
+            return "elvmassnet"
+        raise BundleError(f"{self.path}: the bundle has no model for sex {sex!r} and no elvmassnet model")
+
+
+def _write_atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_bundle(
+    out_dir,
+    *,
+    signal_config,
+    models: dict[str, tuple[ElvmassNet, FeatureScaler, dict]],
+    cohort: dict | None = None,
+    train_config: dict | None = None,
+    lvh_cutoffs: dict | None = None,
+) -> Path:
+    """Write a bundle. ``models``: name -> (network, scaler, training info such as n, best epoch)."""
+    from safetensors.torch import save_file
+
+    from elvmass import __version__
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if not models:
+        raise BundleError("nothing to save: no trained models")
+    entries = {}
+    hashes = {}
+    for name, (net, scaler, info) in sorted(models.items()):
+        fname = f"{name}.safetensors"
+        state = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
+        _write_atomic(out / fname, lambda tmp, s=state: save_file(s, tmp, metadata={"format": BUNDLE_FORMAT, "model": name}))
+        hashes[fname] = sha256_file(out / fname)
+        entries[name] = {"weights": fname, "net": net.config.to_dict(), "scaler": scaler.to_dict(),
+                         "sex": {"elvmassnet_male": "M", "elvmassnet_female": "F"}.get(name), "training": info}
+    config = {
+        "format": BUNDLE_FORMAT,
+        "format_version": BUNDLE_FORMAT_VERSION,
+        "elvmass_version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "signal": signal_config.to_dict(),
+        "lead_grouping": signal_config.lead_grouping,
+        "train": train_config or {},
+        "lvh_cutoffs": lvh_cutoffs or {"male_g_m2": 72.0, "female_g_m2": 55.0},
+        "training_cohort": cohort or {},
+        "models": entries,
+    }
+    from elvmass.evaluate.study import _json_clean
+
+    text = json.dumps(_json_clean(config), indent=2, allow_nan=False, default=_json_default)
+    _write_atomic(out / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    hashes[CONFIG_NAME] = sha256_file(out / CONFIG_NAME)
+    htext = json.dumps({"algorithm": "sha256", "files": hashes}, indent=2)
+    _write_atomic(out / HASHES_NAME, lambda tmp: Path(tmp).write_text(htext, encoding="utf-8"))
+    return out
+
+
+def _json_default(o):
+    import math
+
+    import numpy as np
+
+    if isinstance(o, (np.floating,)):
+        return None if not math.isfinite(float(o)) else float(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def verify_bundle(path) -> dict:
+    """Check every recorded SHA-256; returns the parsed ``bundle.json``. Raises :class:`BundleError`."""
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(f"{path}: model bundle folder not found")
+    hpath = path / HASHES_NAME
+    if not hpath.is_file():
+        raise BundleError(f"{path}: not a model bundle ({HASHES_NAME} missing)")
+    try:
+        recorded = json.loads(hpath.read_text(encoding="utf-8"))["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"{hpath}: unreadable hash list ({exc})") from exc
+    if CONFIG_NAME not in recorded:
+        raise BundleError(f"{hpath}: {CONFIG_NAME} is not covered by the hash list")
+    for fname, digest in recorded.items():
+        f = path / fname
+        if Path(fname).name != fname:
+            raise BundleError(f"{hpath}: unexpected path {fname!r} in the hash list")
+        if not f.is_file():
+            raise BundleError(f"{f}: file listed in {HASHES_NAME} is missing")
+        actual = sha256_file(f)
+        if actual != digest:
+            raise BundleError(f"{f}: SHA-256 does not match the recorded hash (file changed or corrupt); refusing to load")
+    try:
+        config = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise BundleError(f"{path / CONFIG_NAME}: invalid JSON ({exc})") from exc
+    if config.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path / CONFIG_NAME}: not an elvmass model bundle")
+    if int(config.get("format_version", 0)) > BUNDLE_FORMAT_VERSION:
+        raise BundleError(f"{path}: bundle format {config.get('format_version')} is newer than this elvmass supports "
+                          f"({BUNDLE_FORMAT_VERSION}); upgrade elvmass")
+    for name, entry in config.get("models", {}).items():
+        if entry.get("weights") not in recorded:
+            raise BundleError(f"{path}: weights of model {name!r} are not covered by {HASHES_NAME}")
+    return config
+
+
+def load_bundle(path) -> Bundle:
+    """Verify and load a bundle (safetensors weights, JSON config; never unpickles)."""
+    from safetensors.torch import load_file
+
+    from elvmass.signal.config import SignalConfig
+
+    path = Path(path)
+    config = verify_bundle(path)
+    try:
+        signal = SignalConfig.from_dict(config["signal"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{path / CONFIG_NAME}: bad signal config ({exc})") from exc
+    bundle = Bundle(path, config, signal)
+    for name, entry in config["models"].items():
+        try:
+            net = ElvmassNet(ElvmassNetConfig.from_dict(entry["net"]))
+            net.load_state_dict(load_file(str(path / entry["weights"])))
+            scaler = FeatureScaler.from_dict(entry["scaler"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise BundleError(f"{path / entry.get('weights', name)}: cannot load model {name!r} ({exc})") from exc
+        net.eval()
+        bundle.models[name] = net
+        bundle.scalers[name] = scaler
+    return bundle
+
+
+def train_bundle(manifest, out_dir, preset="paper", *, sex_specific: bool = True, cache_dir=None,
+                 progress: bool = True, log=None) -> Path:
+    """Fit the final models on the whole cohort (about 10 % held out for early stopping) and save them.
+
+    Trains ``elvmassnet`` and, with ``sex_specific``, ``elvmassnet_male`` and ``elvmassnet_female``.
+    """
+    from elvmass.evaluate.splits import Split, train_val_split
+    from elvmass.evaluate.study import cohort_features_for, cohort_summary, fit_net_fold, load_study_manifest, make_preset
+
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    if isinstance(preset, str):
+        preset = make_preset(preset)
+    preset = preset.with_progress(progress)
+    df, n_invalid = load_study_manifest(manifest)
+    features = cohort_features_for(df, preset, cache_dir if cache_dir is not None else out_dir / ".cache")
+    if len(features.manifest) < 20:
+        raise BundleError(f"only {len(features.manifest)} usable ECG-LVM pairs; need at least 20 to train")
+    names = ["elvmassnet", "elvmassnet_male", "elvmassnet_female"] if sex_specific else ["elvmassnet"]
+    trained = {}
+    for name in names:
+        sex = {"elvmassnet_male": "M", "elvmassnet_female": "F"}.get(name)
+        tr, va = train_val_split(features.manifest, preset.val_fraction, sex=sex)
+        if len(tr) < 10 or len(va) < 2:
+            if log is not None:
+                log(f"{name}: skipped, too few cases ({len(tr)} train, {len(va)} validation)")
+            continue
+        net, scaler, res, _ = fit_net_fold(features, Split(-1, tr, va, va[:0]), preset, description=f"{name} final")
+        info = {"n_train": int(len(tr)), "n_val": int(len(va)), "best_epoch": res.best_epoch,
+                "val_mae_g": round(res.best_val_mae_g, 3), "epochs_run": len(res.history)}
+        trained[name] = (net, scaler, info)
+        if log is not None:
+            log(f"{name}: {len(tr)} train / {len(va)} validation, best epoch {res.best_epoch}, "
+                f"val MAE {res.best_val_mae_g:.1f} g ({res.elapsed_s:.0f} s)")
+    path = save_bundle(out_dir, signal_config=preset.signal, models=trained, cohort=cohort_summary(features.manifest),
+                       train_config={"preset": preset.to_dict(), "n_dropped_ecgs": len(features.dropped),
+                                     "n_dropped_rows": int(n_invalid), "elapsed_s": round(time.perf_counter() - t0, 1)})
+    return path

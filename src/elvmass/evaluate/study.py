@@ -1,0 +1,400 @@
+"""The cross-validated study protocol of the eLVMass-Net paper, end to end.
+
+:func:`run_study` takes a cohort manifest and writes a results folder:
+
+* ``results.json``: cohort size, the full configuration, per-model MAE / MAPE (mean, SD and
+  per fold), LVH classification (overall and by sex) and the statistical comparisons;
+* ``predictions.csv``: the out-of-fold prediction of every model for every case;
+* ``table_performance.{csv,md}``, ``table_lvh.{csv,md}``, ``table_comparisons.{csv,md}``;
+* ``report.html`` with the figures, and ``config.json``.
+
+Protocol (Pan et al. 2025): five folds by sorting on LVM and taking every fifth patient
+(:func:`elvmass.evaluate.splits.make_splits`); in each iteration one fold is the test set,
+~10 % of the rest the validation set for early stopping; normalisation and imputation are
+fitted on the training rows only. Models:
+
+* ``elvmassnet``: one model for both sexes;
+* ``elvmassnet_male`` / ``elvmassnet_female`` (``sex_specific=True``): trained and tested on one
+  sex with the same folds, plus ``elvmassnet_sex_specific``, their predictions pooled;
+* ``demographics``: gradient boosting on age, sex, height, weight, BMI, BSA (what the ECG
+  has to beat), fitted on the training + validation rows of each fold.
+
+Comparisons: per-fold MAE / MAPE with a paired t-test across folds (the paper's fold-level
+test) and c-statistics with DeLong's test on the pooled out-of-fold predictions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from elvmass.evaluate.metrics import lvh_metrics, lvh_score, mae_g, mape_pct, mean_sd
+from elvmass.evaluate.splits import Split, assign_folds, make_splits
+from elvmass.evaluate.stats import delong_test, paired_fold_test
+from elvmass.features import CohortFeatures, FeatureScaler
+from elvmass.models.demographics import DemographicsConfig, DemographicsRegressor
+from elvmass.models.elvmassnet import ElvmassNetConfig
+from elvmass.training import TensorData, TrainConfig, fit_model, predict_normalised
+
+NET_MODELS = ("elvmassnet", "elvmassnet_male", "elvmassnet_female")
+SEX_OF_MODEL = {"elvmassnet": None, "elvmassnet_male": "M", "elvmassnet_female": "F"}
+
+
+@dataclass(frozen=True)
+class StudyPreset:
+    """Everything that defines a study run (saved into ``results.json`` / ``config.json``)."""
+
+    name: str
+    signal: object  # elvmass.signal.SignalConfig
+    net: ElvmassNetConfig
+    train: TrainConfig
+    demographics: DemographicsConfig = DemographicsConfig()
+    n_folds: int = 5
+    val_fraction: float = 0.1
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "signal": self.signal.to_dict(),
+            "net": self.net.to_dict(),
+            "train": self.train.to_dict(),
+            "demographics": dataclasses.asdict(self.demographics),
+            "n_folds": self.n_folds,
+            "val_fraction": self.val_fraction,
+            "seed": self.seed,
+        }
+
+    def with_progress(self, progress: bool) -> "StudyPreset":
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, progress=progress))
+
+
+def make_preset(name: str = "paper", *, inputs: str = "all", seed: int = 0, **train_overrides) -> StudyPreset:
+    """A named preset: ``quick`` (tiny model, few epochs: tests, smoke runs) or ``paper``
+    (the paper's single-beat, electrically grouped TCN, sized to train on a 2-core CPU).
+
+    ``inputs`` picks the paper's input combination (``ecg``, ``ecg+params``,
+    ``ecg+demographics``, ``all``).
+    """
+    from elvmass.signal.config import SignalConfig
+    from elvmass.signal.leads import LEAD_GROUPS
+
+    if name == "quick":
+        signal = SignalConfig(view="single_beat", out_fs_hz=100.0, lead_grouping="electrical", seed=seed)
+        net_kw = dict(channels=(8, 8, 8), kernel_size=5, stride=1, ecg_embed_dim=16, scalar_hidden=8, head_hidden=(16,),
+                      dropout=0.0, head_dropout=0.0)
+        train = TrainConfig(epochs=12, batch_size=32, lr=3e-3, patience=6, seed=seed)
+    elif name == "paper":
+        signal = SignalConfig(view="single_beat", out_fs_hz=250.0, lead_grouping="electrical", seed=seed)
+        net_kw = dict(channels=(32, 32, 32, 32), kernel_size=5, stride=2, ecg_embed_dim=64, scalar_hidden=16,
+                      head_hidden=(64,), dropout=0.1, head_dropout=0.1)
+        train = TrainConfig(epochs=40, batch_size=64, lr=2e-3, patience=8, seed=seed)
+    else:
+        raise ValueError(f"unknown preset {name!r}; choose 'quick' or 'paper'")
+    groups = tuple(tuple(g) for g in LEAD_GROUPS[signal.lead_grouping])
+    net = ElvmassNetConfig.for_inputs(inputs, lead_groups=groups, seed=seed, **net_kw)
+    if train_overrides:
+        train = dataclasses.replace(train, **train_overrides)
+    return StudyPreset(name, signal, net, train, DemographicsConfig(seed=seed), seed=seed)
+
+
+@dataclass
+class StudyResult:
+    """Out-of-fold predictions and learning curves of every model, before summarising."""
+
+    manifest: pd.DataFrame
+    folds: np.ndarray
+    predictions: dict[str, np.ndarray]  # model -> (N,) LVM g (NaN where the model does not apply)
+    histories: dict[str, list[list[dict]]] = field(default_factory=dict)  # model -> per fold epochs
+    splits: dict[str, list[Split]] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------
+# fitting
+# --------------------------------------------------------------------------------------------------
+
+
+def fit_net_fold(features: CohortFeatures, split: Split, preset: StudyPreset, *, description: str = "training"):
+    """Fit one eLVMass-Net on a split's training rows (scaler fitted there too); returns
+    (model, scaler, train result)."""
+    scalars = features.scalars
+    y_g = features.manifest["lvm_g"].to_numpy(float)
+    net = preset.net
+    scaler = FeatureScaler.fit(scalars.iloc[split.train], y_g[split.train], net.demographic_inputs, net.param_inputs)
+    demo, par, _ = scaler.transform(scalars)
+    data = TensorData(features.views, demo, par, scaler.normalise_target(y_g))
+    result = fit_model(net, data.subset(split.train), data.subset(split.val), preset.train,
+                       target_scale_g=scaler.target_sd_g, description=description)
+    return result.model, scaler, result, data
+
+
+def run_protocol(features: CohortFeatures, preset: StudyPreset, *, sex_specific: bool = False,
+                 log=None) -> StudyResult:
+    """Cross-validate every model on the cohort; ``log(str)`` receives one line per fold."""
+    df = features.manifest
+    n = len(df)
+    if n < preset.n_folds * 4:
+        raise ValueError(f"the cohort has {n} usable cases; the {preset.n_folds}-fold protocol needs at least {preset.n_folds * 4}")
+    folds = assign_folds(df, preset.n_folds)
+    y_g = df["lvm_g"].to_numpy(float)
+    preds: dict[str, np.ndarray] = {}
+    histories: dict[str, list] = {}
+    all_splits: dict[str, list[Split]] = {}
+    names = list(NET_MODELS) if sex_specific else ["elvmassnet"]
+    for name in names:
+        splits = make_splits(df, preset.n_folds, preset.val_fraction, sex=SEX_OF_MODEL[name])
+        if any(len(s.train) < 4 or len(s.val) < 1 or len(s.test) < 1 for s in splits):
+            raise ValueError(f"{name}: too few cases in some fold for training/validation/testing")
+        all_splits[name] = splits
+        out = np.full(n, np.nan)
+        hist = []
+        for s in splits:
+            model, scaler, res, data = fit_net_fold(
+                features, s, dataclasses.replace(preset, train=dataclasses.replace(preset.train, seed=preset.seed + s.fold)),
+                description=f"{name} fold {s.fold + 1}/{preset.n_folds}",
+            )
+            out[s.test] = scaler.to_grams(predict_normalised(model, data.subset(s.test)))
+            hist.append(res.history)
+            if log is not None:
+                log(f"{name} fold {s.fold + 1}/{preset.n_folds}: best epoch {res.best_epoch}, "
+                    f"val MAE {res.best_val_mae_g:.1f} g, test MAE {mae_g(y_g[s.test], out[s.test]):.1f} g "
+                    f"({res.elapsed_s:.0f} s)")
+        preds[name] = out
+        histories[name] = hist
+    if sex_specific:
+        preds["elvmassnet_sex_specific"] = np.where(np.isfinite(preds["elvmassnet_male"]), preds["elvmassnet_male"],
+                                                    preds["elvmassnet_female"])
+    # demographics-only comparator, same test folds
+    out = np.full(n, np.nan)
+    for s in make_splits(df, preset.n_folds, preset.val_fraction):
+        fit_rows = np.concatenate([s.train, s.val])
+        reg = DemographicsRegressor(preset.demographics).fit(df.iloc[fit_rows], y_g[fit_rows])
+        out[s.test] = reg.predict(df.iloc[s.test])
+    preds["demographics"] = out
+    if log is not None:
+        log(f"demographics comparator: MAE {mae_g(y_g, out):.1f} g")
+    return StudyResult(df, folds, preds, histories, all_splits)
+
+
+# --------------------------------------------------------------------------------------------------
+# summarising
+# --------------------------------------------------------------------------------------------------
+
+
+def _fold_metric(fn, y, pred, folds, mask, n_folds):
+    return [fn(y[(folds == k) & mask], pred[(folds == k) & mask]) for k in range(n_folds)]
+
+
+def _block(df, y, pred, folds, mask, n_folds) -> dict:
+    bsa = pd.to_numeric(df["bsa_m2"], errors="coerce").to_numpy(float)
+    lvh = df["lvh"].astype("float").to_numpy() if "lvh" in df.columns else np.full(len(df), np.nan)
+    m = mask & np.isfinite(pred)
+    return {
+        "n": int(m.sum()),
+        "mae_g": mean_sd(_fold_metric(mae_g, y, pred, folds, m, n_folds)),
+        "mape_pct": mean_sd(_fold_metric(mape_pct, y, pred, folds, m, n_folds)),
+        "lvh": lvh_metrics(lvh[m], (pred / bsa)[m], df["sex"].to_numpy(object)[m]),
+    }
+
+
+def summarise(result: StudyResult, n_folds: int) -> dict:
+    """Per-model metrics: overall and ``by_sex`` (``M``, ``F``)."""
+    df = result.manifest
+    y = df["lvm_g"].to_numpy(float)
+    sex = df["sex"].to_numpy(object)
+    models = {}
+    for name, pred in result.predictions.items():
+        block = _block(df, y, pred, result.folds, np.ones(len(df), bool), n_folds)
+        block["by_sex"] = {s: _block(df, y, pred, result.folds, sex == s, n_folds) for s in ("M", "F")}
+        models[name] = block
+    return models
+
+
+def compare(result: StudyResult, models: dict, n_folds: int) -> list[dict]:
+    """Paired fold-level tests on MAE / MAPE and DeLong's test on c-statistics."""
+    df = result.manifest
+    sex = df["sex"].to_numpy(object)
+    bsa = pd.to_numeric(df["bsa_m2"], errors="coerce").to_numpy(float)
+    lvh = df["lvh"].astype("float").to_numpy()
+    pairs: list[tuple[str, str, str | None]] = [("elvmassnet", "demographics", None)]
+    if "elvmassnet_male" in result.predictions:
+        pairs += [
+            ("elvmassnet_sex_specific", "elvmassnet", None),
+            ("elvmassnet_sex_specific", "demographics", None),
+            ("elvmassnet_male", "elvmassnet", "M"),
+            ("elvmassnet_female", "elvmassnet", "F"),
+            ("elvmassnet_male", "demographics", "M"),
+            ("elvmassnet_female", "demographics", "F"),
+        ]
+    out = []
+    for a, b, s in pairs:
+        ma = models[a] if s is None else models[a]["by_sex"][s]
+        mb = models[b] if s is None else models[b]["by_sex"][s]
+        subset = "all" if s is None else s
+        for metric in ("mae_g", "mape_pct"):
+            t = paired_fold_test(ma[metric]["folds"], mb[metric]["folds"])
+            out.append({"a": a, "b": b, "metric": metric, "subset": subset, "test": "paired t-test across folds",
+                        "a_value": ma[metric]["mean"], "b_value": mb[metric]["mean"], "p_value": t["p_value"]})
+        mask = np.ones(len(df), bool) if s is None else sex == s
+        pa, pb = result.predictions[a], result.predictions[b]
+        ok = mask & np.isfinite(pa) & np.isfinite(pb)
+        d = delong_test(lvh[ok], lvh_score((pa / bsa)[ok], sex[ok]), lvh_score((pb / bsa)[ok], sex[ok]))
+        out.append({"a": a, "b": b, "metric": "c_statistic", "subset": subset, "test": "DeLong",
+                    "a_value": d["auc_a"], "b_value": d["auc_b"], "p_value": d["p_value"]})
+    return out
+
+
+def predictions_frame(result: StudyResult) -> pd.DataFrame:
+    """One row per case: identifiers, truth, fold and every model's out-of-fold LVM, LVMI and LVH call."""
+    df = result.manifest
+    keep = [c for c in ("patient_id", "ecg_path", "sex", "age_years", "height_cm", "weight_kg", "bsa_m2", "lvm_g",
+                        "lvmi_g_m2", "lvh") if c in df.columns]
+    out = df[keep].copy()
+    out.insert(0, "fold", result.folds)
+    bsa = pd.to_numeric(df["bsa_m2"], errors="coerce").to_numpy(float)
+    for name, pred in result.predictions.items():
+        out[f"{name}_lvm_g"] = np.round(pred, 2)
+        out[f"{name}_lvmi_g_m2"] = np.round(pred / bsa, 2)
+        score = lvh_score(pred / bsa, df["sex"].to_numpy(object))
+        out[f"{name}_lvh"] = pd.array([None if not np.isfinite(v) else bool(v > 1.0) for v in score], dtype="boolean")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# the whole study
+# --------------------------------------------------------------------------------------------------
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def _json_clean(obj):
+    if isinstance(obj, dict):
+        return {str(k): _json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_clean(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return None if not math.isfinite(float(obj)) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def load_study_manifest(manifest) -> tuple[pd.DataFrame, int]:
+    """A manifest path or DataFrame -> (valid rows with derived columns, number of rows dropped)."""
+    from elvmass.cohort import add_derived_columns, load_manifest, validate_manifest
+
+    if isinstance(manifest, (str, Path)):
+        from elvmass.cohort import read_manifest
+
+        n_all = len(read_manifest(manifest))
+        df = load_manifest(manifest, on_problem="drop", fill_from_ecg=True)
+        return df.reset_index(drop=True), n_all - len(df)
+    checked = validate_manifest(manifest, check_files=False)
+    df = add_derived_columns(checked.valid)
+    return df.reset_index(drop=True), len(manifest) - len(df)
+
+
+def run_study(
+    manifest,
+    out_dir,
+    preset: str | StudyPreset = "paper",
+    *,
+    sex_specific: bool = False,
+    cache_dir=None,
+    progress: bool = True,
+    log=None,
+) -> dict:
+    """Run the whole protocol on a manifest (path or DataFrame) and write the results folder.
+
+    Returns the ``results.json`` content. ``cache_dir`` (default ``OUT_DIR/.cache``) keeps the
+    preprocessed ECG views so a second study on the same files skips the signal work.
+    """
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(preset, str):
+        preset = make_preset(preset)
+    preset = preset.with_progress(progress)
+    df, n_invalid = load_study_manifest(manifest)
+    if log is not None:
+        log(f"manifest: {len(df)} valid rows ({n_invalid} dropped by validation)")
+    features = cohort_features_for(df, preset, cache_dir if cache_dir is not None else out_dir / ".cache")
+    if log is not None:
+        log(f"ECG views: {len(features.manifest)} usable, {len(features.dropped)} dropped")
+    result = run_protocol(features, preset, sex_specific=sex_specific, log=log)
+    models = summarise(result, preset.n_folds)
+    comparisons = compare(result, models, preset.n_folds)
+    from elvmass import __version__
+
+    results = {
+        "n": int(len(features.manifest)),
+        "n_dropped": {"manifest_validation": int(n_invalid), "ecg": len(features.dropped)},
+        "dropped_ecgs": features.dropped[:100],
+        "config": {"preset": preset.to_dict(), "sex_specific": bool(sex_specific), "elvmass_version": __version__},
+        "cohort": cohort_summary(features.manifest),
+        "models": models,
+        "comparisons": comparisons,
+        "elapsed_s": 0.0,
+    }
+    write_outputs(out_dir, results, result)
+    results["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    _atomic_text(out_dir / "results.json", json.dumps(_json_clean(results), indent=2))
+    return _json_clean(results)
+
+
+def cohort_features_for(df: pd.DataFrame, preset: StudyPreset, cache_dir) -> CohortFeatures:
+    from elvmass.features import cohort_features
+
+    return cohort_features(df, preset.signal, cache_dir=cache_dir)
+
+
+def cohort_summary(df: pd.DataFrame) -> dict:
+    """Counts and mean (SD) of the main variables, overall and by sex (the paper's Table 1)."""
+    def stats(d):
+        res = {"n": int(len(d))}
+        for c in ("age_years", "height_cm", "weight_kg", "bsa_m2", "lvm_g", "lvmi_g_m2"):
+            if c in d.columns:
+                v = pd.to_numeric(d[c], errors="coerce")
+                res[c] = {"mean": float(v.mean()), "sd": float(v.std())}
+        if "lvh" in d.columns:
+            res["lvh_pct"] = float(d["lvh"].astype(float).mean() * 100)
+        return res
+
+    out = stats(df)
+    out["by_sex"] = {s: stats(df[df["sex"] == s]) for s in ("M", "F")}
+    return out
+
+
+def write_outputs(out_dir: Path, results: dict, result: StudyResult) -> None:
+    """predictions.csv, tables (CSV + Markdown), config.json, learning curves and report.html."""
+    from elvmass.report.html import write_report
+    from elvmass.report.tables import write_tables
+
+    pred = predictions_frame(result)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=out_dir)
+    os.close(fd)
+    pred.to_csv(tmp, index=False)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, out_dir / "predictions.csv")
+    _atomic_text(out_dir / "config.json", json.dumps(_json_clean(results["config"]), indent=2))
+    _atomic_text(out_dir / "learning_curves.json", json.dumps(_json_clean(result.histories)))
+    write_tables(results, out_dir)
+    write_report(results, pred, result.histories, out_dir / "report.html")

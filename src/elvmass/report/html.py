@@ -1,0 +1,78 @@
+"""A self-contained HTML study report: tables plus figures embedded as base64 PNGs.
+
+One file, no external assets, so it can be mailed or archived with the results folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from elvmass.report import figures
+from elvmass.report.tables import comparisons_table, lvh_table, performance_table
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.9em}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f0f0f0} td:first-child,td:nth-child(2){text-align:left}
+img{max-width:100%;margin:0.5em 0 1.5em}
+.note{color:#555;font-size:0.9em}
+"""
+
+
+def _table_html(df: pd.DataFrame) -> str:
+    return df.to_html(index=False, border=0, escape=True, na_rep="–")
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def render_report(results: dict, predictions: pd.DataFrame, histories: dict) -> str:
+    """The report as an HTML string."""
+    cfg = results.get("config", {})
+    preset = cfg.get("preset", {})
+    coh = results.get("cohort", {})
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>elvmass study report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>eLVMass-Net study report</h1>",
+        f"<p>{results.get('n', '?')} ECG–LVM pairs "
+        f"(male {coh.get('by_sex', {}).get('M', {}).get('n', '?')}, female {coh.get('by_sex', {}).get('F', {}).get('n', '?')}); "
+        f"preset <b>{html.escape(str(preset.get('name', '?')))}</b>, {preset.get('n_folds', 5)}-fold cross-validation "
+        "(folds by sorting on LVM, every fifth patient); elvmass "
+        f"{html.escape(str(cfg.get('elvmass_version', '?')))}; run time {results.get('elapsed_s', 0):.0f} s.</p>",
+        "<p class='note'>The demographics-only comparator (gradient boosting on age, sex, height, weight, BMI, BSA) "
+        "shows how much the ECG adds beyond body size and sex.</p>",
+        "<h2>LV mass estimation</h2>", _table_html(performance_table(results)),
+        "<h2>LVH classification</h2>", _table_html(lvh_table(results)),
+        "<h2>Comparisons</h2>", _table_html(comparisons_table(results)),
+        "<h2>Predicted vs true LVM</h2>", _img(figures.scatter_figure(predictions), "scatter"),
+        "<h2>Bland–Altman</h2>", _img(figures.bland_altman_figure(predictions), "Bland-Altman"),
+        "<h2>LVH ROC by sex</h2>", _img(figures.roc_figure(predictions), "ROC"),
+        "<h2>LVM distribution by sex</h2>", _img(figures.distribution_figure(predictions), "distribution"),
+    ]
+    if histories:
+        parts += ["<h2>Learning curves</h2>", _img(figures.learning_curves_figure(histories), "learning curves")]
+    dropped = results.get("n_dropped", {})
+    parts.append(f"<p class='note'>Rows dropped: {html.escape(str(dropped))}. Full configuration in config.json; "
+                 "out-of-fold predictions in predictions.csv.</p></body></html>")
+    return "\n".join(parts)
+
+
+def write_report(results: dict, predictions: pd.DataFrame, histories: dict, path) -> Path:
+    """Write :func:`render_report` atomically to ``path``."""
+    path = Path(path)
+    text = render_report(results, predictions, histories)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".html", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
