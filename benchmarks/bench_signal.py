@@ -1,0 +1,163 @@
+"""Speed of the signal chain against neurokit2's ``ecg_process``, on real PTB-XL files, one core.
+
+Chain timed for elvmass: read -> band-pass (12 leads) -> shared R peaks -> single beat -> fiducials
+(``bandpass_filter``, ``detect_r_peaks``, ``choose_beat``/``extract``, ``median_template`` + ``locate_fiducials``),
+and separately the whole ``analyze_ecg`` (adds quality flags, measurements and voltage criteria).
+The peer: ``neurokit2.ecg_process`` on lead II (cleaning, R peaks, rate, quality, delineation), the
+pipeline a user would otherwise run - on one lead only, so the comparison favours neurokit2.
+Both sides read each file the same way, in the same run, interleaved, best of ``--repeat`` rounds.
+
+R-peak agreement: each neurokit2 R peak matched to an elvmass R peak within 50 ms.
+
+Run:  python benchmarks/bench_signal.py [--n 100] [--repeat 3] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # one core
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from elvmass import read_ecg  # noqa: E402
+from elvmass.signal import SignalConfig, analyze_ecg, bandpass_filter, detect_r_peaks  # noqa: E402
+from elvmass.signal.beats import choose_beat, median_template, view_from_filtered  # noqa: E402
+from elvmass.signal.fiducials import locate_fiducials  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MATCH_MS = 50.0
+
+
+def elvmass_chain(path, cfg: SignalConfig):
+    rec = read_ecg(path)
+    fs = rec.fs_hz
+    filt = bandpass_filter(rec.signal_mv, fs, cfg.low_hz, cfg.high_hz, cfg.notch_hz)
+    r = detect_r_peaks(filt, fs, filtered=True)
+    beat = choose_beat(filt, fs, r, cfg.beat_before_s, cfg.beat_after_s)
+    view = view_from_filtered(filt, fs, r, beat, cfg)
+    tpl = median_template(filt, fs, r, cfg.beat_before_s, cfg.beat_after_s)
+    fid = locate_fiducials(tpl, fs, round(cfg.beat_before_s * fs))
+    return r, view, fid
+
+
+def elvmass_full(path, cfg: SignalConfig):
+    return analyze_ecg(read_ecg(path), cfg)
+
+
+def neurokit_process(path):
+    import neurokit2 as nk
+
+    rec = read_ecg(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, info = nk.ecg_process(rec.lead("II"), sampling_rate=int(rec.fs_hz))
+    return np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
+
+
+def match(ref: np.ndarray, test: np.ndarray, tol: int) -> tuple[int, list[int]]:
+    hits, offsets = 0, []
+    for p in ref:
+        if test.size == 0:
+            break
+        j = int(np.argmin(np.abs(test - p)))
+        if abs(int(test[j]) - int(p)) <= tol:
+            hits += 1
+            offsets.append(int(test[j]) - int(p))
+    return hits, offsets
+
+
+def run(n: int = 100, repeat: int = 3) -> dict:
+    files = sorted((DATA / "ptbxl-sample" / "records500").rglob("*.hea"))[:n]
+    cfg = SignalConfig()
+    import neurokit2  # noqa: F401  (import cost outside the timing)
+
+    # warm-up (imports, filter design caches)
+    elvmass_chain(files[0], cfg), elvmass_full(files[0], cfg), neurokit_process(files[0])
+    best = {"read": np.inf, "chain": np.inf, "full": np.inf, "neurokit": np.inf}
+    for _ in range(repeat):
+        t = {k: 0.0 for k in best}
+        for f in files:
+            t0 = time.perf_counter()
+            read_ecg(f)
+            t1 = time.perf_counter()
+            elvmass_chain(f, cfg)
+            t2 = time.perf_counter()
+            elvmass_full(f, cfg)
+            t3 = time.perf_counter()
+            neurokit_process(f)
+            t4 = time.perf_counter()
+            t["read"] += t1 - t0
+            t["chain"] += t2 - t1
+            t["full"] += t3 - t2
+            t["neurokit"] += t4 - t3
+        best = {k: min(best[k], t[k]) for k in best}
+
+    ref_total = hits = ours_total = 0
+    offsets: list[int] = []
+    for f in files:
+        rec = read_ecg(f)
+        ours = detect_r_peaks(rec.signal_mv, rec.fs_hz)
+        ref = neurokit_process(f)
+        h, off = match(ref, ours, int(MATCH_MS * rec.fs_hz / 1000))
+        hits += h
+        ref_total += ref.size
+        ours_total += ours.size
+        offsets += [o * 1000.0 / rec.fs_hz for o in off]
+    k = len(files)
+    per = {key: best[key] / k * 1000.0 for key in best}
+    return {
+        "n_files": k,
+        "ms_per_ecg": {key: round(v, 2) for key, v in per.items()},
+        "ecgs_per_s": {key: round(1000.0 / v, 1) for key, v in per.items()},
+        "speedup_chain_vs_neurokit": round(per["neurokit"] / per["chain"], 1),
+        "speedup_full_analysis_vs_neurokit": round(per["neurokit"] / per["full"], 1),
+        "speedup_after_read": round((per["neurokit"] - per["read"]) / (per["chain"] - per["read"]), 1),
+        "r_peaks": {
+            "neurokit_peaks": ref_total,
+            "elvmass_peaks": ours_total,
+            "matched": hits,
+            "sensitivity": round(hits / ref_total, 4) if ref_total else None,
+            "ppv": round(hits / ours_total, 4) if ours_total else None,
+            "median_abs_offset_ms": round(float(np.median(np.abs(offsets))), 1) if offsets else None,
+        },
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100, help="number of PTB-XL files")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    res = run(args.n, args.repeat)
+    ms, eps = res["ms_per_ecg"], res["ecgs_per_s"]
+    print(f"{res['n_files']} PTB-XL ECGs (10 s, 12 leads, 500 Hz), one core, best of {args.repeat}:")
+    print(f"  read only (elvmass.read_ecg)          {ms['read']:8.2f} ms/ECG  {eps['read']:8.1f} ECG/s")
+    print(f"  elvmass read->filter->peaks->beat->fid {ms['chain']:8.2f} ms/ECG  {eps['chain']:8.1f} ECG/s")
+    print(f"  elvmass read + analyze_ecg (all)       {ms['full']:8.2f} ms/ECG  {eps['full']:8.1f} ECG/s")
+    print(f"  neurokit2 read + ecg_process (lead II) {ms['neurokit']:8.2f} ms/ECG  {eps['neurokit']:8.1f} ECG/s")
+    print(
+        f"  speed-up: chain {res['speedup_chain_vs_neurokit']}x, full analysis {res['speedup_full_analysis_vs_neurokit']}x, "
+        f"processing after the shared read {res['speedup_after_read']}x"
+    )
+    rp = res["r_peaks"]
+    print(
+        f"  R peaks: {rp['matched']}/{rp['neurokit_peaks']} neurokit2 peaks matched within {MATCH_MS:.0f} ms "
+        f"(sensitivity {rp['sensitivity']}, PPV {rp['ppv']}, median |offset| {rp['median_abs_offset_ms']} ms)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
