@@ -17,7 +17,7 @@ Layout written under ``out_dir``::
 
 ECG dates: each patient has a CT date (2015-2021) and 1-4 ECGs; the first lies within 150 days
 of the CT (most within a few weeks, as in a CCTA work-up), the others anywhere within +-400
-days, so some fall outside the paper's +-183-day window; about 1.5 % of patients have all their
+days, so some fall outside the paper's +-183-day window; about 1 % of patients have all their
 ECGs outside it (they drop out of the cohort, as in real data).
 """
 
@@ -100,7 +100,7 @@ class SynthConfig:
     max_ecgs_per_patient: int = 4
     first_ecg_max_days: float = 150.0
     other_ecg_max_days: float = 400.0
-    p_all_outside_window: float = 0.015
+    p_all_outside_window: float = 0.01
     window_days: float = 183.0
 
     def __post_init__(self) -> None:

@@ -71,10 +71,10 @@ class PhenotypeModel:
     strain_per_g_m2: float = 0.09  # per g/m^2 above the sex cut-off
     strain_female: float = 0.5
     # Exclusion-type conduction (per patient) and rhythm propensity
-    p_lbbb: float = 0.012
-    p_rbbb: float = 0.022
-    p_paced: float = 0.006
-    p_af_patient: float = 0.03
+    p_lbbb: float = 0.008
+    p_rbbb: float = 0.013
+    p_paced: float = 0.004
+    p_af_patient: float = 0.02
 
 
 @dataclass(frozen=True)
