@@ -1,0 +1,53 @@
+"""`elvmass beats` as a user runs it (typer CliRunner on the real app), on real files."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from elvmass.cli import app
+
+runner = CliRunner()
+
+
+def test_beats_json_one_object_per_file(shared_data):
+    muse = shared_data / "vendor/ge-muse-xml/muse_ecg1.xml"
+    ptb = shared_data / "ptbxl-sample/records500/00000/00001_hr.hea"
+    res = runner.invoke(app, ["beats", str(muse), str(ptb), "--json"])
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(x) for x in res.stdout.strip().splitlines()]
+    assert len(lines) == 2
+    a = lines[0]
+    assert a["path"] == str(muse)
+    assert set(a) == {"path", "r_peaks_s", "beat", "flags", "fiducials_ms", "measured", "criteria"}
+    assert len(a["r_peaks_s"]) == 10  # 60 bpm for 10 s
+    assert abs(a["beat"]["end_s"] - a["beat"]["start_s"] - 0.9) < 1e-6
+    assert abs(a["measured"]["qrs_ms"] - 78) <= 15 and abs(a["measured"]["r_axis_deg"] - 54) <= 20
+    assert a["criteria"]["sokolow_lyon_positive"] is False
+    assert lines[1]["flags"] == []
+
+
+def test_beats_human_output_and_plot(shared_data, tmp_path):
+    muse = shared_data / "vendor/ge-muse-xml/muse_ecg2.xml"
+    out = tmp_path / "beat.png"
+    res = runner.invoke(app, ["beats", str(muse), "--plot", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "Sokolow-Lyon" in res.stdout and "QRS on" in res.stdout
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+
+
+def test_beats_bad_file_is_one_error_line(shared_data, tmp_path):
+    bad = tmp_path / "broken.xml"
+    bad.write_text("<RestingECG><Waveform>")
+    good = shared_data / "vendor/ge-muse-xml/muse_ecg1.xml"
+    res = runner.invoke(app, ["beats", str(bad), str(good), "--json"])
+    assert res.exit_code == 1
+    assert "Traceback" not in res.output
+    assert "broken.xml" in res.stderr
+    assert len(res.stdout.strip().splitlines()) == 1  # the good file is still reported
+
+
+def test_beats_rejects_bad_option(shared_data):
+    res = runner.invoke(app, ["beats", str(shared_data / "vendor/ge-muse-xml/muse_ecg1.xml"), "--view", "two_beats"])
+    assert res.exit_code == 2 and "view" in res.stderr
