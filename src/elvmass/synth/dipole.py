@@ -19,8 +19,8 @@ Goldberger, so those relations hold exactly.
     >>> waves = np.array([[0.0, 10.0, 1.0, 0.5, 0.2]])   # centre ms, width ms, X, Y, Z (mV)
     >>> vcg = render_dipole(np.array([0.5]), [waves], n_samples=500, fs_hz=500.0)
     >>> leads = dipole_to_leads(vcg)
-    >>> leads.shape, round(float(leads[0].max()), 3)  # lead I peak = 0.632*1 - 0.235*0.5 + 0.06*0.2
-    ((12, 500), 0.527)
+    >>> leads.shape, round(float(leads[0].max()), 3)  # lead I peak = 0.632*1 - 0.235*0.5 + 0.059*0.2
+    ((12, 500), 0.526)
 """
 
 from __future__ import annotations

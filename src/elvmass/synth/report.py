@@ -148,7 +148,8 @@ def format_report(rep: dict) -> str:
     for k, v in rep["criteria_vs_lvh"].items():
         lines.append(f"  {k:<22} sensitivity {v['sensitivity']:.2f}  specificity {v['specificity']:.2f}")
     bad = [k for k, c in rep["checks"].items() if not c["within"]]
-    lines.append("all calibration targets met" if not bad else "outside target range: " + ", ".join(bad))
+    scope = "" if rep["lvm_source"] == ["CT"] else " (targets are for the internal, CT-based profile)"
+    lines.append(("all calibration targets met" if not bad else "outside target range: " + ", ".join(bad)) + scope)
     return "\n".join(lines)
 
 
