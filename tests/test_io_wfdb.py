@@ -147,3 +147,55 @@ def test_bundled_example_is_the_ptbxl_record_with_its_demographics(ptbxl):
     assert "NORM" in row["scp_codes"] and ex.flags == ()
     attribution = (example_ecg_path().parent / "ATTRIBUTION.md").read_text()
     assert "PTB-XL" in attribution and "CC BY 4.0" in attribution and "Wagner" in attribution
+
+
+@pytest.mark.parametrize("folder", ["records500", "records100"])
+def test_direct_format16_reader_gives_exactly_wfdb_samples(ptbxl, folder):
+    # The fast path (NumPy on the .dat) must give bit-for-bit the samples wfdb.rdrecord gives.
+    from elvmass.io.wfdb_reader import _fast_header
+
+    root, _ = ptbxl
+    heas = find_ecg_files(root / folder)
+    assert len(heas) == 200
+    for hea in heas:
+        assert _fast_header(hea) is not None, hea
+        ref = wfdb.rdrecord(str(hea.with_suffix("")))
+        assert np.array_equal(read_ecg(hea).signal_mv, ref.p_signal.T.astype(np.float32)), hea
+
+
+def _edited_copy(ptbxl, tmp_path, name, edit_header, edit_data=None):
+    root, _ = ptbxl
+    src = root / "records500" / "00000" / "00001_hr"
+    data = src.with_suffix(".dat").read_bytes()
+    (tmp_path / f"{name}.dat").write_bytes(edit_data(data) if edit_data else data)
+    text = src.with_suffix(".hea").read_text().replace("00001_hr", name)
+    (tmp_path / f"{name}.hea").write_text(edit_header(text))
+    return tmp_path / f"{name}.hea"
+
+
+def test_records_outside_the_fast_path_still_read_through_wfdb(ptbxl, tmp_path):
+    from elvmass.io.wfdb_reader import _fast_header
+
+    ref = read_ecg(ptbxl[0] / "records500" / "00000" / "00001_hr")
+    # a byte offset (10 bytes of preamble in the .dat): wfdb handles it
+    hea = _edited_copy(ptbxl, tmp_path, "off", lambda t: t.replace(".dat 16 ", ".dat 16+10 "), lambda d: b"\0" * 10 + d)
+    assert _fast_header(hea) is None
+    assert np.array_equal(read_ecg(hea).signal_mv, ref.signal_mv)
+    # a .dat one sample longer than the header says: not the plain case, wfdb reads the stated length
+    hea = _edited_copy(ptbxl, tmp_path, "long", lambda t: t, lambda d: d + b"\0" * 24)
+    assert _fast_header(hea) is None
+    assert np.array_equal(read_ecg(hea).signal_mv, ref.signal_mv)
+
+
+def test_wfdb_missing_sample_code_becomes_nan_like_wfdb(ptbxl, tmp_path):
+    def poke(data):  # samples 100-109 of lead V2 (column 7) set to -32768, WFDB's "no sample" for format 16
+        a = np.frombuffer(data, dtype="<i2").reshape(-1, 12).copy()
+        a[100:110, 7] = -32768
+        return a.tobytes()
+
+    hea = _edited_copy(ptbxl, tmp_path, "gap", lambda t: t, poke)
+    rec = read_ecg(hea)
+    ref = wfdb.rdrecord(str(hea.with_suffix("")))
+    assert np.isnan(rec.signal_mv[7, 100:110]).all() and np.isnan(ref.p_signal[100:110, 7]).all()
+    assert np.array_equal(rec.signal_mv, ref.p_signal.T.astype(np.float32), equal_nan=True)
+    assert "nan_samples:V2" in rec.flags

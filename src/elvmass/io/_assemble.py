@@ -162,9 +162,10 @@ def trim_calibration_pulse(signal: np.ndarray, fs_hz: float, tol_mv: float = 0.0
     >>> out.shape, cut
     ((12, 900), 100)
     """
-    agree = np.ptp(signal, axis=0) <= tol_mv
-    if not agree[-1] and not agree[0]:
+    ends = signal[:, [0, -1]]
+    if not (np.ptp(ends, axis=0) <= tol_mv).any():  # the usual case: no stretch where all leads agree
         return signal, 0
+    agree = np.ptp(signal, axis=0) <= tol_mv
     min_pulse = max(1, int(round(0.02 * fs_hz)))
     start, end = 0, signal.shape[1]
     if agree[-1]:
@@ -216,22 +217,31 @@ def quality_flags(signal_mv: np.ndarray, fs_hz: float) -> list[str]:
     """
     flags: list[str] = []
     finite = np.isfinite(signal_mv)
+    whole = finite.all(axis=1)
     for i, name in enumerate(LEADS):
-        if not finite[i].all():
+        if not whole[i]:
             flags.append(f"nan_samples:{name}")
-    ptps = []
-    for i, name in enumerate(LEADS):
+    # peak-to-peak of every lead (finite samples only), then the 1-99 % range of the leads that are not flat
+    ptp = np.full(len(LEADS), np.nan)
+    if signal_mv.shape[1] and whole.any():
+        ptp[whole] = np.ptp(signal_mv[whole], axis=1)
+    for i in np.flatnonzero(~whole):
         lead = signal_mv[i][finite[i]]
-        if lead.size == 0:
-            continue
-        ptp = float(np.ptp(lead))
-        if ptp < FLAT_PTP_MV:
+        if lead.size:
+            ptp[i] = np.ptp(lead)
+    ranges = []
+    for i, name in enumerate(LEADS):
+        if np.isfinite(ptp[i]) and ptp[i] < FLAT_PTP_MV:
             flags.append(f"flat_lead:{name}")
-        else:
-            lo, hi = np.percentile(lead, [1, 99])
-            ptps.append(float(hi - lo))
-    if ptps:
-        typical = float(np.median(ptps))
+    live = np.isfinite(ptp) & (ptp >= FLAT_PTP_MV)
+    if (live & whole).any():
+        lo, hi = np.percentile(signal_mv[live & whole], [1, 99], axis=1, overwrite_input=True)  # a copy already
+        ranges += [float(v) for v in hi - lo]
+    for i in np.flatnonzero(live & ~whole):
+        lo, hi = np.percentile(signal_mv[i][finite[i]], [1, 99])
+        ranges.append(float(hi - lo))
+    if ranges:
+        typical = float(np.median(ranges))
         if typical > MAX_PLAUSIBLE_PTP_MV or typical < MIN_PLAUSIBLE_PTP_MV:
             flags.append(f"implausible_amplitude:{typical:.3g}mV")
     duration = signal_mv.shape[1] / fs_hz

@@ -22,6 +22,8 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
+
 from elvmass.errors import ECGReadError
 from elvmass.io._assemble import assemble_record, check_sampling_rate
 from elvmass.record import ECGRecord, Patient
@@ -130,17 +132,42 @@ def parse_header_comments(comments: list[str]) -> dict:
     return out
 
 
+_PTBXL_COLUMNS = ("age", "sex", "height", "weight", "patient_id", "recording_date", "scp_codes")
+
+
 @functools.lru_cache(maxsize=4)
 def _ptbxl_tables(database_csv: str, mtime: float):
+    """PTB-XL's database as plain per-column lists plus an ecg_id -> row map, and the SCP code
+    descriptions; read once per process for each (path, modification time)."""
     import pandas as pd
 
     db = pd.read_csv(database_csv, index_col="ecg_id")
+    columns = {c: (db[c].tolist() if c in db.columns else [None] * len(db)) for c in _PTBXL_COLUMNS}
+    rows = {int(ecg_id): i for i, ecg_id in enumerate(db.index.tolist())}
     scp_path = Path(database_csv).with_name("scp_statements.csv")
     descriptions: dict[str, str] = {}
     if scp_path.is_file():
         scp = pd.read_csv(scp_path, index_col=0)
         descriptions = {str(k): str(v) for k, v in scp["description"].items()}
-    return db, descriptions
+    return rows, columns, descriptions
+
+
+_DATABASE_NEAR: dict[str, str] = {}
+
+
+def _ptbxl_database_near(folder: str) -> str | None:
+    """``ptbxl_database.csv`` in ``folder`` or one of the two folders above it (the PhysioNet layout).
+    Found locations are remembered for the process (a vanished file then fails its stat and reads as none)."""
+    hit = _DATABASE_NEAR.get(folder)
+    if hit is not None:
+        return hit
+    for parent in [Path(folder), *list(Path(folder).parents)[:2]]:
+        csv = parent / "ptbxl_database.csv"
+        if csv.is_file():
+            if len(_DATABASE_NEAR) < 4096:
+                _DATABASE_NEAR[folder] = str(csv)
+            return str(csv)
+    return None
 
 
 def ptbxl_metadata(record_base: Path) -> dict | None:
@@ -148,21 +175,20 @@ def ptbxl_metadata(record_base: Path) -> dict | None:
 
     The record must be named like ``00001_hr`` and the CSV must sit in one of the
     three folders above it (the PhysioNet layout). PTB-XL codes sex as 0 = male, 1 = female.
+    The table is read once per process (and again if the file changes).
     """
     match = _PTBXL_NAME.match(record_base.name)
     if not match:
         return None
-    for parent in list(record_base.parents)[:3]:
-        csv = parent / "ptbxl_database.csv"
-        if csv.is_file():
-            break
-    else:
+    csv = _ptbxl_database_near(str(record_base.parent))
+    if csv is None:
         return None
     try:
-        db, descriptions = _ptbxl_tables(str(csv), csv.stat().st_mtime)
-        row = db.loc[int(match.group(1))]
+        rows, columns, descriptions = _ptbxl_tables(csv, Path(csv).stat().st_mtime)
+        i = rows[int(match.group(1))]
     except (KeyError, ValueError, OSError):
         return None
+    row = {c: columns[c][i] for c in _PTBXL_COLUMNS}
 
     def finite(x):
         try:
@@ -195,16 +221,128 @@ def ptbxl_metadata(record_base: Path) -> dict | None:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def read_wfdb_ecg(path) -> ECGRecord:
-    """Read a WFDB record (``x``, ``x.hea`` or ``x.dat``) into the 12-lead record in mV."""
-    import wfdb
+class _Header:
+    """What the fast path needs from a single-segment WFDB header (same field semantics as ``wfdb``)."""
 
+    __slots__ = ("fs", "sig_len", "names", "units", "gains", "baselines", "dat_path", "comments", "base_date", "base_time")
+
+
+def _fast_header(hea: Path) -> _Header | None:
+    """Parse a header with ``wfdb``'s own line patterns; None unless it is the plain case the fast reader
+    handles exactly like ``wfdb.rdrecord``: one segment, every signal in one format-16 file with no skew,
+    offset or extra samples per frame, a stated length that matches the file size, and named leads."""
+    from wfdb.io.header import parse_header_content, rx_record, rx_signal, wfdb_strptime
+
+    try:
+        text = hea.read_text(encoding="ascii", errors="ignore")
+    except OSError:
+        return None
+    lines, comment_lines = parse_header_content(text)
+    if len(lines) < 2:
+        return None
+    m = rx_record.match(lines[0])
+    if m is None or m["n_seg"] or not m["n_sig"] or not m["fs"] or not m["sig_len"]:
+        return None
+    n_sig, sig_len = int(m["n_sig"]), int(m["sig_len"])
+    if n_sig < 1 or sig_len < 1 or len(lines) - 1 != n_sig:
+        return None
+    h = _Header()
+    try:
+        h.fs = float(m["fs"])
+        h.base_time = wfdb_strptime(m["base_time"]) if m["base_time"] else None
+        h.base_date = dt.datetime.strptime(m["base_date"], "%d/%m/%Y").date() if m["base_date"] else None
+    except ValueError:
+        return None
+    h.sig_len = sig_len
+    files, h.names, h.units, h.gains, h.baselines = set(), [], [], [], []
+    for line in lines[1:]:
+        s = rx_signal.match(line)
+        if s is None or s["fmt"] != "16" or s["samps_per_frame"] not in ("", "1") or s["skew"] not in ("", "0"):
+            return None
+        if s["byte_offset"] not in ("", "0") or not s["sig_name"] or s["file_name"].startswith("~"):
+            return None
+        files.add(s["file_name"])
+        try:
+            gain = float(s["adc_gain"]) if s["adc_gain"] else 200.0
+            baseline = int(s["baseline"]) if s["baseline"] else int(s["adc_zero"] or 0)
+        except ValueError:
+            return None
+        h.gains.append(200.0 if gain == 0 else gain)
+        h.baselines.append(baseline)
+        h.units.append(s["units"] or "mV")
+        h.names.append(s["sig_name"])
+    if len(files) != 1:
+        return None
+    h.dat_path = hea.with_name(files.pop())
+    try:
+        if h.dat_path.stat().st_size != 2 * n_sig * sig_len:
+            return None
+    except OSError:
+        return None
+    h.comments = [line.strip(" \t#") for line in comment_lines]
+    return h
+
+
+def _fast_physical(h: _Header) -> np.ndarray:
+    """(n_sig, sig_len) float64 physical signal, bit-identical to ``wfdb.rdrecord(...).p_signal.T``
+    (digital -32768 is WFDB's missing-sample code for format 16 and becomes NaN)."""
+    digital = np.fromfile(h.dat_path, dtype="<i2").reshape(h.sig_len, len(h.names))
+    p = np.array(digital.T, dtype=np.float64, order="C")
+    np.subtract(p, np.asarray(h.baselines, dtype=np.float64)[:, None], out=p)
+    np.divide(p, np.asarray(h.gains, dtype=np.float64)[:, None], out=p)
+    missing = digital.T == -32768
+    if missing.any():
+        p[missing] = np.nan
+    return p
+
+
+class _FastRecord:
+    """The few ``wfdb.Record`` attributes :func:`read_wfdb_ecg` uses, from the fast path."""
+
+    def __init__(self, h: _Header):
+        self.fs = h.fs
+        self.sig_name = h.names
+        self.units = h.units
+        self.comments = h.comments
+        self.base_date = h.base_date
+        self.base_time = h.base_time
+        self.signals = _fast_physical(h)  # (leads, n)
+
+
+def read_wfdb_ecg(path) -> ECGRecord:
+    """Read a WFDB record (``x``, ``x.hea`` or ``x.dat``) into the 12-lead record in mV.
+
+    The common case (PTB-XL and most PhysioNet ECG databases: one format-16 file) is read directly with
+    NumPy, giving exactly the samples ``wfdb.rdrecord`` gives at a fraction of its per-file cost; anything
+    else (other formats, multi-segment records, a file that does not match its header) goes through
+    ``wfdb.rdrecord`` and its error handling.
+    """
     base = wfdb_record_base(path)
     shown = base.with_suffix(".hea") if base.with_suffix(".hea").exists() else Path(path)
     if not base.with_suffix(".hea").is_file():
         raise ECGReadError(path, "WFDB header (.hea) not found")
+    header = _fast_header(base.with_suffix(".hea"))
+    if header is not None:
+        try:
+            rec = _FastRecord(header)
+        except (OSError, ValueError):
+            rec = _rdrecord(base, shown)
+    else:
+        rec = _rdrecord(base, shown)
+    if isinstance(rec, _FastRecord):
+        signals = rec.signals
+    else:
+        if rec.p_signal is None or rec.sig_name is None or rec.p_signal.size == 0:
+            raise ECGReadError(shown, "the WFDB record holds no samples")
+        signals = rec.p_signal.T
+    return _record_from_wfdb(rec, signals, base, shown)
+
+
+def _rdrecord(base: Path, shown: Path):
+    import wfdb
+
     try:
-        rec = wfdb.rdrecord(str(base), physical=True)
+        return wfdb.rdrecord(str(base), physical=True)
     except FileNotFoundError as exc:
         raise ECGReadError(shown, f"WFDB signal file missing ({Path(exc.filename or '').name or exc})") from None
     except ValueError as exc:
@@ -214,15 +352,16 @@ def read_wfdb_ecg(path) -> ECGRecord:
     except Exception as exc:  # noqa: BLE001 - wfdb raises many types for bad headers; one line each
         raise ECGReadError(shown, f"corrupt WFDB header ({type(exc).__name__}: {' '.join(str(exc).split())[:150]})") from None
 
-    if rec.p_signal is None or rec.sig_name is None or rec.p_signal.size == 0:
-        raise ECGReadError(shown, "the WFDB record holds no samples")
+
+
+def _record_from_wfdb(rec, signals: np.ndarray, base: Path, shown: Path) -> ECGRecord:
     fs = check_sampling_rate(shown, rec.fs)
     pairs = []
     for i, (name, unit) in enumerate(zip(rec.sig_name, rec.units or [""] * len(rec.sig_name))):
         factor = _UNIT_TO_MV.get(str(unit or "").strip().lower())
         if factor is None:
             raise ECGReadError(shown, f"lead {name} is in {unit!r}, not a voltage unit")
-        pairs.append((name, rec.p_signal[:, i] * factor))
+        pairs.append((name, signals[i] if factor == 1.0 else signals[i] * factor))
 
     info = parse_header_comments(list(rec.comments or []))
     acquired_at = None
