@@ -49,14 +49,33 @@ def complete_beats(r_peaks: np.ndarray, n_samples: int, fs_hz: float, before_s: 
     return np.flatnonzero((r - nb >= 0) & (r + na <= n_samples))
 
 
+def median_last_axis(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=-1)`` for finite values, by sorting the (short) last axis: for the few to few dozen
+    beats of a resting ECG this is several times faster than numpy's partition-based median, and gives
+    the same numbers (the middle value, or the mean of the two middle values in ``a``'s dtype).
+
+    >>> median_last_axis(np.array([[3.0, 1.0, 2.0, 10.0], [1.0, 1.0, 5.0, 7.0]])).tolist()
+    [2.5, 3.0]
+    """
+    a = np.asarray(a)
+    if a.shape[-1] == 0 or not np.isfinite(a).all():
+        return np.median(a, axis=-1)
+    s = np.sort(a, axis=-1)
+    k = a.shape[-1]
+    if k % 2:
+        return s[..., k // 2]
+    return (s[..., k // 2 - 1] + s[..., k // 2]) / a.dtype.type(2) if a.dtype.kind == "f" else np.median(a, axis=-1)
+
+
 def beat_correlations(filtered_mv: np.ndarray, fs_hz: float, r_peaks: np.ndarray, beats: np.ndarray) -> np.ndarray:
     """Correlation of each listed beat's QRS (R +/- 100 ms, all leads) with their median QRS."""
     x = np.asarray(filtered_mv)
     r = np.asarray(r_peaks, dtype=np.int64)[beats]
     half = int(round(0.1 * fs_hz))
-    idx = np.clip(r[:, None] + np.arange(-half, half + 1)[None, :], 0, x.shape[-1] - 1)
-    qrs = x[:, idx].transpose(1, 0, 2).reshape(r.size, -1).astype(np.float64)  # beats x (leads*w)
-    template = np.median(qrs, axis=0)
+    idx = np.clip(r[None, :] + np.arange(-half, half + 1)[:, None], 0, x.shape[-1] - 1)  # (w, beats)
+    by_sample = x[:, idx].astype(np.float64).reshape(-1, r.size)  # (leads*w, beats)
+    template = median_last_axis(by_sample)
+    qrs = by_sample.T  # beats x (leads*w)
     qrs_c = qrs - qrs.mean(axis=1, keepdims=True)
     tpl_c = template - template.mean()
     denom = np.linalg.norm(qrs_c, axis=1) * np.linalg.norm(tpl_c) + 1e-12
@@ -125,8 +144,8 @@ def median_template(
     if cand.size == 0:
         raise NoBeatError("no complete beat window in the record (too short, or no R peak found)")
     nb, na = round(before_s * fs_hz), round(after_s * fs_hz)
-    idx = np.asarray(r_peaks, dtype=np.int64)[cand][:, None] + np.arange(-nb, na)[None, :]
-    return np.median(x[:, idx], axis=1)
+    idx = np.arange(-nb, na)[:, None] + np.asarray(r_peaks, dtype=np.int64)[cand][None, :]  # (W, beats)
+    return median_last_axis(x[:, idx])
 
 
 def median_beat(filtered_mv: np.ndarray, fs_hz: float, r_peaks: np.ndarray, config: SignalConfig) -> np.ndarray:
