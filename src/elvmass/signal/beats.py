@@ -21,6 +21,8 @@ output sample whatever the input rate.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from elvmass.errors import ElvmassError
@@ -49,22 +51,58 @@ def complete_beats(r_peaks: np.ndarray, n_samples: int, fs_hz: float, before_s: 
     return np.flatnonzero((r - nb >= 0) & (r + na <= n_samples))
 
 
-def median_last_axis(a: np.ndarray) -> np.ndarray:
-    """``np.median(a, axis=-1)`` for finite values, by sorting the (short) last axis: for the few to few dozen
-    beats of a resting ECG this is several times faster than numpy's partition-based median, and gives
-    the same numbers (the middle value, or the mean of the two middle values in ``a``'s dtype).
+#: up to this many beats the median is taken with a comparator network, beyond it by sorting.
+NETWORK_MAX_BEATS = 20
 
-    >>> median_last_axis(np.array([[3.0, 1.0, 2.0, 10.0], [1.0, 1.0, 5.0, 7.0]])).tolist()
+
+@lru_cache(maxsize=None)
+def _median_network(k: int) -> tuple[tuple[int, int], ...]:
+    """Comparators (i, j) of Batcher's merge-exchange sorting network for k inputs (Knuth, TAOCP 5.2.2,
+    Algorithm M), keeping only those the middle output(s) depend on."""
+    pairs = []
+    t = (k - 1).bit_length()
+    p = 1 << (t - 1) if t else 0
+    while p > 0:
+        q, r, d = 1 << (t - 1), 0, p
+        while d > 0:
+            pairs += [(i, i + d) for i in range(k - d) if (i & p) == r]
+            d, q, r = q - p, q >> 1, p
+        p >>= 1
+    needed = {k // 2, (k - 1) // 2}
+    kept = []
+    for i, j in reversed(pairs):
+        if i in needed or j in needed:
+            kept.append((i, j))
+            needed |= {i, j}
+    return tuple(reversed(kept))
+
+
+def median_beats(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=0)`` over the first (beat) axis, for finite values.
+
+    For the few to twenty beats of a resting ECG the beats go through a comparator network, each
+    comparator one vectorised minimum/maximum over all samples of two beats, which is several times
+    faster than numpy's per-sample partition; more beats are sorted. Both give exactly numpy's numbers
+    (the middle value, or the mean of the two middle values in ``a``'s dtype).
+
+    >>> median_beats(np.array([[3.0, 1.0], [1.0, 1.0], [2.0, 5.0], [10.0, 7.0]])).tolist()
     [2.5, 3.0]
     """
     a = np.asarray(a)
-    if a.shape[-1] == 0 or not np.isfinite(a).all():
-        return np.median(a, axis=-1)
-    s = np.sort(a, axis=-1)
-    k = a.shape[-1]
+    k = a.shape[0]
+    if k == 0 or a.dtype.kind != "f" or not np.isfinite(a).all():
+        return np.median(a, axis=0)
+    if k <= NETWORK_MAX_BEATS:
+        rows = list(a)
+        for i, j in _median_network(k):
+            rows[i], rows[j] = np.minimum(rows[i], rows[j]), np.maximum(rows[i], rows[j])
+        lo, hi = rows[(k - 1) // 2], rows[k // 2]
+    else:
+        s = np.sort(np.moveaxis(a, 0, -1), axis=-1)
+        lo, hi = s[..., (k - 1) // 2], s[..., k // 2]
     if k % 2:
-        return s[..., k // 2]
-    return (s[..., k // 2 - 1] + s[..., k // 2]) / a.dtype.type(2) if a.dtype.kind == "f" else np.median(a, axis=-1)
+        return np.array(hi, copy=True)
+    return (lo + hi) / a.dtype.type(2)
 
 
 def beat_correlations(filtered_mv: np.ndarray, fs_hz: float, r_peaks: np.ndarray, beats: np.ndarray) -> np.ndarray:
@@ -72,10 +110,9 @@ def beat_correlations(filtered_mv: np.ndarray, fs_hz: float, r_peaks: np.ndarray
     x = np.asarray(filtered_mv)
     r = np.asarray(r_peaks, dtype=np.int64)[beats]
     half = int(round(0.1 * fs_hz))
-    idx = np.clip(r[None, :] + np.arange(-half, half + 1)[:, None], 0, x.shape[-1] - 1)  # (w, beats)
-    by_sample = x[:, idx].astype(np.float64).reshape(-1, r.size)  # (leads*w, beats)
-    template = median_last_axis(by_sample)
-    qrs = by_sample.T  # beats x (leads*w)
+    idx = np.clip(r[:, None] + np.arange(-half, half + 1)[None, :], 0, x.shape[-1] - 1)  # (beats, w)
+    qrs = x[:, idx].transpose(1, 0, 2).reshape(r.size, -1).astype(np.float64)  # beats x (leads*w)
+    template = median_beats(qrs)
     qrs_c = qrs - qrs.mean(axis=1, keepdims=True)
     tpl_c = template - template.mean()
     denom = np.linalg.norm(qrs_c, axis=1) * np.linalg.norm(tpl_c) + 1e-12
@@ -144,8 +181,8 @@ def median_template(
     if cand.size == 0:
         raise NoBeatError("no complete beat window in the record (too short, or no R peak found)")
     nb, na = round(before_s * fs_hz), round(after_s * fs_hz)
-    idx = np.arange(-nb, na)[:, None] + np.asarray(r_peaks, dtype=np.int64)[cand][None, :]  # (W, beats)
-    return median_last_axis(x[:, idx])
+    idx = np.asarray(r_peaks, dtype=np.int64)[cand][:, None] + np.arange(-nb, na)[None, :]  # (beats, W)
+    return median_beats(x[:, idx].transpose(1, 0, 2))
 
 
 def median_beat(filtered_mv: np.ndarray, fs_hz: float, r_peaks: np.ndarray, config: SignalConfig) -> np.ndarray:

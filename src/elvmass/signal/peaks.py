@@ -151,5 +151,6 @@ def refine_peaks(combined: np.ndarray, peaks: np.ndarray, half_width: int) -> np
     offsets = np.arange(-half_width, half_width + 1)
     idx = np.clip(peaks[:, None] + offsets[None, :], 0, n - 1)
     best = idx[np.arange(idx.shape[0]), np.argmax(combined[idx], axis=1)]
-    best = np.unique(best)  # two detections refined onto one maximum count once
+    if best.size > 1 and not bool(np.all(best[1:] > best[:-1])):
+        best = np.unique(best)  # two detections refined onto one maximum count once
     return best.astype(np.int64)
