@@ -122,3 +122,36 @@ def test_trailing_calibration_pulse_is_cut_and_real_ecg_is_not(real):
     assert cut == 150 and np.array_equal(out, sig)
     zeros_only = np.concatenate([sig, np.zeros((12, 150))], axis=1)
     assert trim_calibration_pulse(zeros_only, 500.0)[1] == 0  # no pulse: nothing is guessed away
+
+
+def test_percentiles_are_numpy_percentiles_to_the_bit(real):
+    from elvmass.io._assemble import _percentiles_1_99
+
+    rng = np.random.default_rng(0)
+    arrays = [real.signal_mv, real.signal_mv[:, :999], np.round(rng.standard_normal((5, 101)), 1).astype(np.float32)]
+    arrays += [rng.standard_normal((3, n)).astype(np.float32) for n in (1, 2, 3, 7, 100, 5001)]
+    for a in arrays:
+        lo, hi = _percentiles_1_99(a.copy())
+        ref = np.percentile(a, [1, 99], axis=1)
+        assert np.array_equal(lo, ref[0]) and np.array_equal(hi, ref[1]), a.shape
+
+
+def test_implausible_amplitude_flag_and_its_value(real):
+    from elvmass.io._assemble import quality_flags
+
+    assert quality_flags(real.signal_mv, 500.0) == []  # a clean ECG proven plausible without percentiles
+    big = real.signal_mv * 100.0  # stored in 10 uV instead of mV, say
+    typical = float(np.median(np.diff(np.percentile(big, [1, 99], axis=1), axis=0)))
+    assert typical > 30.0
+    assert quality_flags(big, 500.0) == [f"implausible_amplitude:{typical:.3g}mV"]
+    tiny = real.signal_mv / 60.0  # most leads still above the 10 uV flat-line limit
+    live = np.ptp(tiny, axis=1) >= 0.01
+    typical = float(np.median(np.diff(np.percentile(tiny[live], [1, 99], axis=1), axis=0)))
+    assert 6 <= live.sum() < 12 and typical < 0.02
+    flags = quality_flags(tiny, 500.0)
+    assert flags[-1] == f"implausible_amplitude:{typical:.3g}mV"
+    assert flags[:-1] == [f"flat_lead:{LEADS[i]}" for i in np.flatnonzero(~live)]
+    # the cheap certificate does not hide a record whose leads are mostly a flat line with rare spikes
+    spiky = np.zeros_like(real.signal_mv)
+    spiky[:, ::200] = 1.0  # 0.5 % of samples: the 1-99 % range is 0 although the peak-to-peak is 1 mV
+    assert quality_flags(spiky, 500.0) == ["implausible_amplitude:0mV"]
