@@ -203,3 +203,37 @@ def test_lead_order_is_standard_whatever_the_file_order(shared_data):
     i, ii = rec.lead("I").astype(np.float64), rec.lead("II").astype(np.float64)
     assert np.abs(rec.signal_mv[LEADS.index("aVF")] - (ii - i / 2)).max() < 2.5e-3
     assert np.abs(rec.signal_mv[LEADS.index("III")] - (ii - i)).max() < 2.5e-3
+
+
+def test_philips_converted_aecg_global_measurements_have_no_axes(shared_data):
+    """ad4d3d80-d165_1-04_converted.xml is a Philips ECG converted to HL7 aECG. Its global annotation set
+    (the rhythm series' own, not the representative beat's) holds rate, RR, PR, QRS, QT, QTcB and the
+    interpretation - and no MDC_ECG_ANGLE_*_FRONT (frontal axis) code anywhere, unlike the HL7 reference
+    example, so the device's axes are honestly unknown."""
+    import xml.etree.ElementTree as ET
+
+    path = _vendor(shared_data, "philips-xml/ad4d3d80-d165_1-04_converted.xml")
+    ns = {"h": "urn:hl7-org:v3"}
+    root = ET.parse(path).getroot()
+    global_set = root.find("h:component/h:series/h:subjectOf/h:annotationSet", ns)
+    values = {}
+    for ann in global_set.findall("h:component/h:annotation", ns):
+        code = ann.find("h:code", ns).get("code")
+        value = ann.find("h:value", ns)
+        values[code] = None if value is None else value.get("value")
+    assert values == {
+        "MDC_ECG_HEART_RATE": "41", "MDC_ECG_TIME_PD_RR": "1463", "MDC_ECG_TIME_PD_PR": "144",
+        "MDC_ECG_TIME_PD_QRS": "102", "MDC_ECG_TIME_PD_QT": "564", "MDC_ECG_TIME_PD_QTcB": "466",
+        "MDC_ECG_INTERPRETATION": None,
+    }
+    codes = {el.get("code") for el in root.iter("{urn:hl7-org:v3}code")}
+    assert not any("ANGLE" in c or "AXIS" in c for c in codes if c)
+    reference = {el.get("code") for el in ET.parse(_vendor(shared_data, "hl7-aecg/example-aecg.xml")).getroot().iter("{urn:hl7-org:v3}code")}
+    assert {"MDC_ECG_ANGLE_P_FRONT", "MDC_ECG_ANGLE_QRS_FRONT", "MDC_ECG_ANGLE_T_FRONT"} <= reference
+
+    m = read_ecg(path).measurements
+    assert (m.hr_bpm, m.pr_ms, m.qrs_ms, m.qt_ms, m.qtc_ms) == (41.0, 144.0, 102.0, 564.0, 466.0)
+    assert (m.p_axis_deg, m.r_axis_deg, m.t_axis_deg) == (None, None, None)
+    assert read_ecg(path).statements == (
+        "(SB) SINUS BRADYCARDIA, V-rate<60,", "(NPTA) NO PREVIOUS TRACING AVAILABLE FOR COMPARISON, ,",
+    )
