@@ -76,12 +76,16 @@ class TensorData:
 
     def __post_init__(self) -> None:
         self.ecg = np.ascontiguousarray(self.ecg, dtype=np.float32)
-        self.demographics = np.ascontiguousarray(self.demographics, dtype=np.float32).reshape(len(self.ecg), -1)
-        self.params = np.ascontiguousarray(self.params, dtype=np.float32).reshape(len(self.ecg), -1)
+        self.demographics = self._two_d(self.demographics)
+        self.params = self._two_d(self.params)
         self.target = np.ascontiguousarray(self.target, dtype=np.float32).reshape(-1)
         n = len(self.ecg)
         if not (len(self.demographics) == len(self.params) == len(self.target) == n):
             raise ValueError("ecg, demographics, params and target must have the same number of cases")
+
+    def _two_d(self, arr) -> np.ndarray:
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        return arr if arr.ndim == 2 else arr.reshape(len(self.ecg), -1)
 
     def __len__(self) -> int:
         return len(self.ecg)

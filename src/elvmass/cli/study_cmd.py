@@ -37,9 +37,17 @@ def _progress_bar(description: str, enabled: bool = True):
         yield cb
 
 
-def _check_preset(preset: str) -> None:
+def _check_preset(preset: str, inputs: str = "all"):
+    """The named preset with the chosen input combination (exits with one line on a bad name)."""
+    from elvmass.evaluate.study import make_preset
+    from elvmass.models.elvmassnet import INPUT_SETS
+
     if preset not in PRESETS:
         fail(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    if inputs not in INPUT_SETS:
+        fail(f"--inputs must be one of {', '.join(INPUT_SETS)}, got {inputs!r}")
+    return make_preset(preset, inputs=inputs)
+
 
 
 def _log(msg: str) -> None:
@@ -73,6 +81,7 @@ def study(
     out: Path = typer.Option(..., "--out", help="Results folder (results.json, predictions.csv, tables, report.html)."),
     preset: str = typer.Option("paper", "--preset", help="quick (smoke test) or paper (the paper's protocol)."),
     sex_specific: bool = typer.Option(False, "--sex-specific", help="Also train and test male and female models."),
+    inputs: str = typer.Option("all", "--inputs", help="ecg, ecg+params, ecg+demographics or all (the paper's combinations)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-ECG cache (default OUT/.cache)."),
     json_out: bool = typer.Option(False, "--json", help="Print results.json to stdout instead of a table."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or fold lines."),
@@ -80,9 +89,9 @@ def study(
     """Run the cross-validated eLVMass-Net study protocol on a cohort and write a report."""
     from elvmass.evaluate.study import run_study
 
-    _check_preset(preset)
+    chosen = _check_preset(preset, inputs)
     try:
-        results = run_study(cohort, out, preset, sex_specific=sex_specific, cache_dir=cache_dir,
+        results = run_study(cohort, out, chosen, sex_specific=sex_specific, cache_dir=cache_dir,
                             progress=not quiet and not json_out, log=None if quiet else _log)
     except (ElvmassError, ValueError) as exc:
         fail(str(exc))
@@ -99,15 +108,16 @@ def train(
     out: Path = typer.Option(..., "--out", help="Model bundle folder to write."),
     preset: str = typer.Option("paper", "--preset", help="quick or paper."),
     sex_specific: bool = typer.Option(True, "--sex-specific/--no-sex-specific", help="Also fit male and female models."),
+    inputs: str = typer.Option("all", "--inputs", help="ecg, ecg+params, ecg+demographics or all."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-ECG cache (default OUT/.cache)."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Fit the final models on the whole cohort and save a model bundle (safetensors + JSON)."""
     from elvmass.bundle import train_bundle
 
-    _check_preset(preset)
+    chosen = _check_preset(preset, inputs)
     try:
-        path = train_bundle(cohort, out, preset, sex_specific=sex_specific, cache_dir=cache_dir, progress=not quiet,
+        path = train_bundle(cohort, out, chosen, sex_specific=sex_specific, cache_dir=cache_dir, progress=not quiet,
                             log=None if quiet else _log)
     except (ElvmassError, ValueError) as exc:
         fail(str(exc))
@@ -200,7 +210,7 @@ def demo(
     from elvmass.evaluate.study import run_study
     from elvmass.synth import SynthConfig, generate_cohort
 
-    _check_preset(preset)
+    chosen = _check_preset(preset)
     t0 = time.perf_counter()
     try:
         with _progress_bar(f"simulating {n} patients", enabled=not quiet) as cb:
@@ -211,7 +221,7 @@ def demo(
         if not quiet:
             _log(f"synthetic cohort: {synth.n_patients} patients, manifest {len(build.manifest)} rows "
                  f"({time.perf_counter() - t0:.0f} s)")
-        results = run_study(manifest_path, out / "study", preset, sex_specific=True, cache_dir=out / ".cache",
+        results = run_study(manifest_path, out / "study", chosen, sex_specific=True, cache_dir=out / ".cache",
                             progress=not quiet, log=None if quiet else _log)
     except (ElvmassError, ValueError) as exc:
         fail(str(exc))

@@ -97,7 +97,7 @@ def make_preset(name: str = "paper", *, inputs: str = "all", seed: int = 0, **tr
         signal = SignalConfig(view="single_beat", out_fs_hz=250.0, lead_grouping="electrical", seed=seed)
         net_kw = dict(channels=(32, 32, 32, 32), kernel_size=5, stride=2, ecg_embed_dim=64, scalar_hidden=16,
                       head_hidden=(64,), dropout=0.1, head_dropout=0.1)
-        train = TrainConfig(epochs=40, batch_size=64, lr=2e-3, patience=8, seed=seed)
+        train = TrainConfig(epochs=25, batch_size=64, lr=2e-3, patience=6, seed=seed)
     else:
         raise ValueError(f"unknown preset {name!r}; choose 'quick' or 'paper'")
     groups = tuple(tuple(g) for g in LEAD_GROUPS[signal.lead_grouping])

@@ -68,10 +68,17 @@ class DemographicsRegressor:
             loss="absolute_error", max_iter=c.max_iter, learning_rate=c.learning_rate, max_depth=c.max_depth,
             min_samples_leaf=c.min_samples_leaf, early_stopping=False, random_state=c.seed,
         )
-        self._model.fit(demographic_features(df), np.asarray(lvm_g, float))
+        from threadpoolctl import threadpool_limits
+
+        # a few thousand rows: one thread is fastest and avoids OpenMP spin-waiting on a busy CPU
+        with threadpool_limits(1):
+            self._model.fit(demographic_features(df), np.asarray(lvm_g, float))
         return self
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:
         if self._model is None:
             raise RuntimeError("fit the demographics model before predicting")
-        return self._model.predict(demographic_features(df))
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            return self._model.predict(demographic_features(df))

@@ -26,6 +26,7 @@ def _plt():
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
+    fig.tight_layout()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     _plt().close(fig)
     return buf.getvalue()

@@ -1,0 +1,112 @@
+"""Model bundles: `elvmass train` writes safetensors + JSON with hashes; loading verifies them,
+never unpickles, and gives the same predictions as the trained networks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from elvmass.bundle import BundleError, load_bundle, save_bundle, verify_bundle
+from elvmass.cli import app
+from elvmass.features import FeatureScaler
+from elvmass.models.elvmassnet import ElvmassNet, ElvmassNetConfig
+
+
+@pytest.fixture(scope="module")
+def trained_bundle(tmp_path_factory):
+    """A bundle trained through the CLI on a small generated cohort (quick preset)."""
+    from elvmass.cohort import build_cohort, write_manifest
+    from elvmass.synth import SynthConfig, generate_cohort
+
+    root = tmp_path_factory.mktemp("bundle")
+    synth = generate_cohort(SynthConfig(n=70, seed=5), root / "synth")
+    manifest = write_manifest(build_cohort(synth.ecg_dir, synth.imaging_csv).manifest, root / "manifest.csv")
+    res = CliRunner().invoke(app, ["train", "--cohort", str(manifest), "--out", str(root / "model"), "--preset", "quick",
+                                   "--quiet"])
+    assert res.exit_code == 0, res.output
+    return root / "model"
+
+
+def test_bundle_layout_and_config(trained_bundle):
+    files = sorted(p.name for p in trained_bundle.iterdir() if p.is_file())
+    assert files == ["bundle.json", "elvmassnet.safetensors", "elvmassnet_female.safetensors",
+                     "elvmassnet_male.safetensors", "hashes.json"]
+    cfg = json.loads((trained_bundle / "bundle.json").read_text())
+    assert cfg["format"] == "elvmass-model-bundle"
+    assert cfg["signal"]["view"] == "single_beat" and cfg["lead_grouping"] == "electrical"
+    assert cfg["elvmass_version"]
+    m = cfg["models"]["elvmassnet_female"]
+    assert m["sex"] == "F"
+    assert set(m["scaler"]["medians"]) == {"age_years", "sex_male", "height_cm", "weight_kg", "qrs_ms", "p_axis_deg",
+                                           "r_axis_deg", "t_axis_deg"}
+    assert m["scaler"]["medians"]["sex_male"] == 0.0  # the female model saw only women
+    assert m["net"]["lead_groups"] == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]]
+    assert cfg["training_cohort"]["n"] > 40
+    assert cfg["training_cohort"]["by_sex"]["F"]["n"] + cfg["training_cohort"]["by_sex"]["M"]["n"] == cfg["training_cohort"]["n"]
+
+
+def test_load_verifies_and_never_unpickles(trained_bundle, monkeypatch):
+    import pickle
+
+    def no_pickle(*a, **k):
+        raise AssertionError("a bundle must never be unpickled")
+
+    monkeypatch.setattr(pickle, "load", no_pickle)
+    monkeypatch.setattr(pickle, "loads", no_pickle)
+    monkeypatch.setattr(torch, "load", no_pickle)
+    b = load_bundle(trained_bundle)
+    assert b.model_names == ["elvmassnet", "elvmassnet_female", "elvmassnet_male"]
+    assert b.model_for_sex("M") == "elvmassnet_male" and b.model_for_sex(None) == "elvmassnet"
+
+
+def test_tampered_file_is_refused(trained_bundle, tmp_path):
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(trained_bundle, copy)
+    data = bytearray((copy / "elvmassnet_male.safetensors").read_bytes())
+    data[-1] ^= 0x01
+    (copy / "elvmassnet_male.safetensors").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="elvmassnet_male.safetensors: SHA-256 does not match"):
+        load_bundle(copy)
+    # the config is covered too
+    shutil.rmtree(copy)
+    shutil.copytree(trained_bundle, copy)
+    cfg = json.loads((copy / "bundle.json").read_text())
+    cfg["models"]["elvmassnet"]["scaler"]["target_mean_g"] = 999.0
+    (copy / "bundle.json").write_text(json.dumps(cfg))
+    with pytest.raises(BundleError, match="bundle.json: SHA-256"):
+        verify_bundle(copy)
+    # and a missing file
+    (copy / "elvmassnet.safetensors").unlink()
+    with pytest.raises(BundleError, match="missing"):
+        verify_bundle(copy)
+
+
+def test_not_a_bundle(tmp_path):
+    with pytest.raises(BundleError, match="not found"):
+        load_bundle(tmp_path / "nope")
+    with pytest.raises(BundleError, match="hashes.json missing"):
+        load_bundle(tmp_path)
+
+
+def test_round_trip_gives_identical_outputs(tmp_path):
+    from elvmass.signal.config import SignalConfig
+
+    cfg = ElvmassNetConfig(channels=(8, 8), weight_norm=True)
+    net = ElvmassNet(cfg).eval()
+    scaler = FeatureScaler(medians={k: 1.0 for k in cfg.demographic_inputs + cfg.param_inputs},
+                           means={k: 0.0 for k in cfg.demographic_inputs + cfg.param_inputs},
+                           sds={k: 1.0 for k in cfg.demographic_inputs + cfg.param_inputs},
+                           target_mean_g=150.0, target_sd_g=30.0)
+    save_bundle(tmp_path / "b", signal_config=SignalConfig(), models={"elvmassnet": (net, scaler, {"n_train": 1})})
+    b = load_bundle(tmp_path / "b")
+    x, d, p = torch.randn(3, 12, 225), torch.randn(3, 4), torch.randn(3, 4)
+    with torch.no_grad():
+        assert torch.allclose(net(x, d, p), b.models["elvmassnet"](x, d, p))
+    assert b.scalers["elvmassnet"].to_dict() == scaler.to_dict()
+    assert np.isclose(b.lvh_cutoffs["M"], 72.0)

@@ -1,0 +1,99 @@
+"""`elvmass predict` on genuine GE MUSE exports (../shared/data/vendor/ge-muse-xml, from the
+MIT-licensed musePHI package) with a bundle trained on the built-in synthetic cohort."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from elvmass.cli import app
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    from elvmass.bundle import train_bundle
+    from elvmass.cohort import build_cohort, write_manifest
+    from elvmass.synth import SynthConfig, generate_cohort
+
+    root = tmp_path_factory.mktemp("predict")
+    synth = generate_cohort(SynthConfig(n=70, seed=3), root / "synth")
+    manifest = write_manifest(build_cohort(synth.ecg_dir, synth.imaging_csv).manifest, root / "manifest.csv")
+    return train_bundle(manifest, root / "model", "quick", progress=False)
+
+
+@pytest.fixture()
+def muse_files(shared_data):
+    files = sorted((shared_data / "vendor" / "ge-muse-xml").glob("*.xml"))
+    assert [f.name for f in files] == ["muse_ecg1.xml", "muse_ecg2.xml"]
+    return files
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_predict_real_muse_files_with_a_corrupt_one(bundle_dir, muse_files, tmp_path):
+    corrupt = tmp_path / "corrupt.xml"
+    corrupt.write_text("<RestingECG><Waveform>not base64 at all")
+    res = CliRunner().invoke(app, ["predict", "--model", str(bundle_dir), str(muse_files[0]), str(corrupt),
+                                   str(muse_files[1]), "--json"])
+    assert res.exit_code == 0, res.output
+    lines = _json_lines(res.stdout)
+    assert [line["path"] for line in lines] == [str(muse_files[0]), str(muse_files[1])]
+    for line in lines:
+        assert set(line) >= {"path", "lvm_g", "lvmi_g_m2", "lvh", "model", "flags"}
+        # both files: a 60-year-old man (PatientDemographics), no height or weight stored
+        assert line["age_years"] == 60.0 and line["sex"] == "M"
+        assert line["model"] == "elvmassnet_male"
+        assert 70.0 < line["lvm_g"] < 300.0, line
+        assert "imputed:height_cm" in line["flags"] and "imputed:weight_kg" in line["flags"]
+        assert "imputed:age_years" not in line["flags"]
+        assert "no_bsa" in line["flags"]
+        assert line["lvmi_g_m2"] is None and line["lvh"] is None
+    assert "corrupt.xml" in res.stderr and "skipped" in res.stderr
+    assert "Traceback" not in res.output
+
+
+def test_flags_fill_missing_demographics_and_give_lvmi(bundle_dir, muse_files, tmp_path):
+    out = tmp_path / "preds.csv"
+    res = CliRunner().invoke(app, ["predict", "--model", str(bundle_dir), *map(str, muse_files), "--height-cm", "180",
+                                   "--weight-kg", "80", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    lines = _json_lines(res.stdout)
+    bsa = math.sqrt(180 * 80 / 3600)
+    for line in lines:
+        assert line["lvmi_g_m2"] == pytest.approx(line["lvm_g"] / bsa, abs=0.06)
+        assert line["lvh"] == (line["lvm_g"] / bsa > 72.0)
+        assert not any(f.startswith("imputed:") for f in line["flags"])
+    table = pd.read_csv(out)
+    assert list(table["path"]) == [str(f) for f in muse_files]
+    assert table["lvm_g"].tolist() == pytest.approx([line["lvm_g"] for line in lines])
+    # overriding sex switches to the female model
+    res = CliRunner().invoke(app, ["predict", "--model", str(bundle_dir), str(muse_files[0]), "--sex", "F", "--json"])
+    assert _json_lines(res.stdout)[0]["model"] == "elvmassnet_female"
+
+
+def test_predict_folder_and_all_bad(bundle_dir, muse_files, tmp_path):
+    res = CliRunner().invoke(app, ["predict", "--model", str(bundle_dir), str(muse_files[0].parent)])
+    assert res.exit_code == 0, res.output
+    assert "muse_ecg1.xml" in res.stdout and "muse_ecg2.xml" in res.stdout
+    bad = tmp_path / "bad.xml"
+    bad.write_text("garbage")
+    res = CliRunner().invoke(app, ["predict", "--model", str(bundle_dir), str(bad)])
+    assert res.exit_code == 1 and "bad.xml" in res.stderr
+    res = CliRunner().invoke(app, ["predict", "--model", str(tmp_path), str(muse_files[0])])
+    assert res.exit_code == 1 and "not a model bundle" in res.stderr
+
+
+def test_predict_library_matches_cli(bundle_dir, muse_files):
+    from elvmass.bundle import load_bundle
+    from elvmass.predict import predict_files
+
+    preds, errors = predict_files(load_bundle(bundle_dir), muse_files)
+    assert not errors
+    res = CliRunner().invoke(app, ["predict", "--model", str(bundle_dir), *map(str, muse_files), "--json"])
+    assert [round(p.lvm_g, 1) for p in preds] == [line["lvm_g"] for line in _json_lines(res.stdout)]
