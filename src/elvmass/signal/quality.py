@@ -47,9 +47,13 @@ def assess_quality(
     beat_correlation: float | None = None,
 ) -> tuple[str, ...]:
     """Quality flags of one ECG from its raw and band-passed (12, n) signals and R peaks."""
-    raw = np.asarray(raw_mv, dtype=np.float64)
-    filt = np.asarray(filtered_mv, dtype=np.float64)
-    raw = np.where(np.isfinite(raw), raw, 0.0)
+    # Arithmetic in float64 as on float64 copies, but without making them: each ufunc below widens its
+    # float32 inputs on the fly, so the flags are the same to the last bit at a fraction of the memory traffic.
+    raw = np.asarray(raw_mv)
+    filt = np.asarray(filtered_mv)
+    if raw.dtype not in (np.float32, np.float64) or not np.isfinite(raw.sum(dtype=np.float64)):
+        raw = np.asarray(raw, dtype=np.float64)
+        raw = np.where(np.isfinite(raw), raw, 0.0)
     n = raw.shape[1]
     flags: list[str] = []
     duration_s = n / fs_hz
@@ -64,16 +68,24 @@ def assess_quality(
     # pacing spikes: one-sample spikes, judged at ~500 Hz whatever the rate
     step = max(1, int(round(fs_hz / 500.0)))
     xs = raw[:, ::step]
-    spike = np.abs(xs[:, 1:-1] - 0.5 * (xs[:, :-2] + xs[:, 2:])).max(axis=0)
+    t = np.add(xs[:, :-2], xs[:, 2:], dtype=np.float64)
+    t *= 0.5
+    np.subtract(xs[:, 1:-1], t, out=t, dtype=np.float64)
+    spike = np.abs(t, out=t).max(axis=0)
     if np.count_nonzero(spike > PACING_SPIKE_MV) >= PACING_MIN_SPIKES:
         flags.append("pacing_spikes")
 
-    p2p = filt.max(axis=1) - filt.min(axis=1)
-    hi, lo = raw.max(axis=1, keepdims=True), raw.min(axis=1, keepdims=True)
-    at_rail = np.maximum((raw >= hi - 1e-6).sum(axis=1), (raw <= lo + 1e-6).sum(axis=1)) / n
-    resid = np.diff(raw - filt, axis=1)  # what the band-pass removed, differenced: wander cancels, HF noise stays
+    p2p = filt.max(axis=1).astype(np.float64) - filt.min(axis=1).astype(np.float64)
+    hi = raw.max(axis=1, keepdims=True).astype(np.float64)
+    lo = raw.min(axis=1, keepdims=True).astype(np.float64)
+    at_rail = np.maximum(
+        np.count_nonzero(raw >= hi - 1e-6, axis=1), np.count_nonzero(raw <= lo + 1e-6, axis=1)
+    ) / n
+    # what the band-pass removed, differenced: wander cancels, HF noise stays
+    removed = np.subtract(raw, filt, dtype=np.float64)
+    resid = np.subtract(removed[:, 1:], removed[:, :-1])
     resid -= resid.mean(axis=1, keepdims=True)
-    hf = 1.2533 * np.abs(resid).mean(axis=1) / np.sqrt(2.0)  # Gaussian-equivalent RMS from the mean |deviation|
+    hf = 1.2533 * np.abs(resid, out=resid).mean(axis=1) / np.sqrt(2.0)  # Gaussian-equivalent RMS from the mean |deviation|
     noisy = False
     for i, name in enumerate(LEADS):
         if p2p[i] < FLAT_P2P_MV:
