@@ -26,7 +26,7 @@ from elvmass.signal.analysis import ECGAnalysis, analyze_ecg
 from elvmass.signal.config import SignalConfig
 
 #: bump when the pipeline's numbers change, so old cache entries are not reused.
-PIPELINE_VERSION = "signal-1"
+PIPELINE_VERSION = "signal-2"  # 2: T-wave detections dropped (Pan-Tompkins rule)
 _WFDB_PARTS = (".hea", ".dat", ".mat")
 
 
