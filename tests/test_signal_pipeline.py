@@ -275,3 +275,16 @@ def test_tall_t_waves_in_ptbxl_are_not_beats(shared_data, name, n_beats, hr_bpm)
     assert rr.min() > 0.8 * np.median(rr)  # regular: no T wave left in between
     a = analyze_ecg(rec)
     assert a.measured["hr_bpm"] == pytest.approx(hr_bpm, abs=0.1) and "irregular_rr" not in a.flags
+
+
+def test_flat_stretches_and_record_edges_give_no_beats(shared_data):
+    # 00002 (sinus bradycardia): detections at 0.30 s, 1.84 s (baseline drift, no QRS in any lead) and
+    # 9.81 s (the filter's edge) had < 15 % of the QRS slope; they are dropped, the 7 real beats stay.
+    rec = read_ecg(shared_data / "ptbxl-sample" / "records500" / "00000" / "00002_hr")
+    peaks = detect_r_peaks(rec.signal_mv, rec.fs_hz) / rec.fs_hz
+    assert np.allclose(peaks, [1.008, 2.312, 3.682, 5.026, 6.278, 7.474, 8.636], atol=0.01)
+    assert "irregular_rr" not in analyze_ecg(rec).flags
+    # the converted Philips file: sinus bradycardia at the device's 41/min, no extra beat at 1.19 s
+    rec = read_ecg(shared_data / "vendor" / "philips-xml" / "ad4d3d80-d165_1-04_converted.xml")
+    a = analyze_ecg(rec)
+    assert a.r_peaks_s.size == 7 and abs(a.measured["hr_bpm"] - rec.measurements.hr_bpm) <= 1.0
