@@ -124,3 +124,29 @@ def test_study_bad_manifest_is_one_line(tmp_path):
     assert "error" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(app, ["study", "--cohort", str(bad), "--out", str(tmp_path / "o"), "--preset", "huge"])
     assert res.exit_code == 1 and "--preset" in res.output
+
+
+def test_presets_and_input_combinations():
+    from elvmass.evaluate.study import make_preset
+
+    paper = make_preset("paper")
+    assert paper.signal.view == "single_beat" and paper.signal.lead_grouping == "electrical"
+    assert paper.net.lead_groups == ((0, 1, 2, 3, 4, 5), (6, 7, 8, 9, 10, 11))
+    assert paper.n_folds == 5 and paper.val_fraction == 0.1
+    ecg_only = make_preset("quick", inputs="ecg")
+    assert ecg_only.net.demographic_inputs == () and ecg_only.net.param_inputs == ()
+    assert make_preset("quick", inputs="ecg+params").net.param_inputs == ("qrs_ms", "p_axis_deg", "r_axis_deg",
+                                                                          "t_axis_deg")
+    with pytest.raises(ValueError, match="unknown preset"):
+        make_preset("huge")
+
+
+def test_same_command_twice_gives_the_same_numbers(small_cohort, study_run):
+    root, manifest = small_cohort
+    _, first = study_run
+    res = CliRunner().invoke(app, ["study", "--cohort", str(manifest), "--out", str(root / "again"), "--preset", "quick",
+                                   "--sex-specific", "--cache-dir", str(root / "cache"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    second = json.loads((root / "again" / "results.json").read_text())
+    assert second["models"] == first["models"]
+    assert second["comparisons"] == first["comparisons"]
