@@ -178,7 +178,7 @@ def run(config: SignalConfig = SignalConfig()) -> dict:
         a = analyze_ecg(rec, config)
         d = rec.measurements
         entry = {"file": f.name, "flags": list(a.flags)}
-        for key in ("qrs_ms", "pr_ms", "qt_ms"):
+        for key in ("hr_bpm", "qrs_ms", "pr_ms", "qt_ms"):
             dev = getattr(d, key)
             entry[key] = {"measured": round(a.measured[key], 1), "device": dev, "diff": None if dev is None else round(a.measured[key] - dev, 1)}
         for key in ("p_axis_deg", "r_axis_deg", "t_axis_deg"):
@@ -224,7 +224,8 @@ def main(argv=None) -> int:
             print(f"  {v['file']}: {v['error']}")
             continue
         print(
-            f"  {v['file'][:34]:34s} QRS {v['qrs_ms']['measured']}/{v['qrs_ms']['device']} ms  "
+            f"  {v['file'][:34]:34s} HR {v['hr_bpm']['measured']}/{v['hr_bpm']['device']}  "
+            f"QRS {v['qrs_ms']['measured']}/{v['qrs_ms']['device']} ms  "
             f"R axis {v['r_axis_deg']['measured']}/{v['r_axis_deg']['device']}  "
             f"P axis {v['p_axis_deg']['measured']}/{v['p_axis_deg']['device']}  T axis {v['t_axis_deg']['measured']}/{v['t_axis_deg']['device']}"
         )
