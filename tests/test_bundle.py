@@ -110,3 +110,43 @@ def test_round_trip_gives_identical_outputs(tmp_path):
         assert torch.allclose(net(x, d, p), b.models["elvmassnet"](x, d, p))
     assert b.scalers["elvmassnet"].to_dict() == scaler.to_dict()
     assert np.isclose(b.lvh_cutoffs["M"], 72.0)
+
+
+def test_onnx_export_matches_torch_and_is_hash_checked(trained_bundle, tmp_path):
+    import shutil
+
+    from elvmass.bundle import export_onnx
+
+    copy = tmp_path / "model"
+    shutil.copytree(trained_bundle, copy)
+    written = export_onnx(copy)
+    assert sorted(p.name for p in written) == ["elvmassnet.onnx", "elvmassnet_female.onnx", "elvmassnet_male.onnx"]
+    tb, ob = load_bundle(copy), load_bundle(copy, engine="onnx")
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 0.5, (4, 12, tb.signal_config.view_length)).astype(np.float32)
+    d, p = rng.normal(size=(4, 4)).astype(np.float32), rng.normal(size=(4, 4)).astype(np.float32)
+    for name in tb.model_names:
+        assert np.allclose(tb.run(name, x, d, p), ob.run(name, x, d, p), atol=1e-5)
+    data = bytearray((copy / "elvmassnet.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "elvmassnet.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="elvmassnet.onnx: SHA-256"):
+        load_bundle(copy, engine="onnx")
+    with pytest.raises(BundleError, match="no ONNX export"):
+        load_bundle(trained_bundle, engine="onnx")
+
+
+def test_ecg_only_model_round_trip_and_onnx(tmp_path):
+    from elvmass.bundle import export_onnx
+    from elvmass.signal.config import SignalConfig
+
+    cfg = ElvmassNetConfig.for_inputs("ecg", channels=(4, 4))
+    net = ElvmassNet(cfg).eval()
+    scaler = FeatureScaler(demographic_inputs=(), param_inputs=(), target_mean_g=120.0, target_sd_g=25.0)
+    save_bundle(tmp_path / "b", signal_config=SignalConfig(), models={"elvmassnet": (net, scaler, {})})
+    export_onnx(tmp_path / "b")
+    x = np.random.default_rng(1).normal(size=(2, 12, 225)).astype(np.float32)
+    empty = np.zeros((2, 0), np.float32)
+    a = load_bundle(tmp_path / "b").run("elvmassnet", x, empty, empty)
+    b = load_bundle(tmp_path / "b", engine="onnx").run("elvmassnet", x, empty, empty)
+    assert np.allclose(a, b, atol=1e-5)

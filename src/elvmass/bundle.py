@@ -9,6 +9,7 @@ A bundle is a folder::
       elvmassnet.safetensors          the model for both sexes
       elvmassnet_male.safetensors     sex-specific models (when trained)
       elvmassnet_female.safetensors
+      elvmassnet*.onnx                optional ONNX exports (:func:`export_onnx`, ``elvmass train --onnx``)
       hashes.json                     SHA-256 of every file above
 
 Nothing is ever unpickled: weights are read with ``safetensors`` and everything else is JSON.
@@ -63,6 +64,32 @@ class Bundle:
     signal_config: object
     models: dict[str, ElvmassNet] = field(default_factory=dict)
     scalers: dict[str, FeatureScaler] = field(default_factory=dict)
+    engine: str = "torch"
+    sessions: dict = field(default_factory=dict)  # name -> onnxruntime.InferenceSession (engine "onnx")
+
+    def run(self, name: str, ecg, demographics, params):
+        """Normalised model output for a batch of numpy arrays, with the bundle's engine."""
+        import numpy as np
+
+        ecg = np.ascontiguousarray(ecg, np.float32)
+        demographics = np.ascontiguousarray(demographics, np.float32)
+        params = np.ascontiguousarray(params, np.float32)
+        if self.engine == "onnx":
+            sess = self.sessions[name]
+            feeds = {"ecg": ecg}
+            names = {i.name for i in sess.get_inputs()}
+            if "demographics" in names:
+                feeds["demographics"] = demographics
+            if "params" in names:
+                feeds["params"] = params
+            return sess.run(None, feeds)[0].reshape(-1)
+        import torch
+
+        with torch.no_grad():
+            net = self.models[name]
+            d = torch.from_numpy(demographics) if net.demo_mlp is not None else None
+            p = torch.from_numpy(params) if net.param_mlp is not None else None
+            return net(torch.from_numpy(ecg), d, p).numpy().reshape(-1)
 
     @property
     def model_names(self) -> list[str]:
@@ -192,13 +219,20 @@ def verify_bundle(path) -> dict:
         raise BundleError(f"{path}: bundle format {config.get('format_version')} is newer than this elvmass supports "
                           f"({BUNDLE_FORMAT_VERSION}); upgrade elvmass")
     for name, entry in config.get("models", {}).items():
-        if entry.get("weights") not in recorded:
-            raise BundleError(f"{path}: weights of model {name!r} are not covered by {HASHES_NAME}")
+        for key in ("weights", "onnx"):
+            if (key == "weights" or entry.get(key)) and entry.get(key) not in recorded:
+                raise BundleError(f"{path}: {key} of model {name!r} are not covered by {HASHES_NAME}")
     return config
 
 
-def load_bundle(path) -> Bundle:
-    """Verify and load a bundle (safetensors weights, JSON config; never unpickles)."""
+def load_bundle(path, *, engine: str = "torch") -> Bundle:
+    """Verify and load a bundle (safetensors weights, JSON config; never unpickles).
+
+    ``engine="onnx"`` runs the models with onnxruntime from the ONNX files written by
+    :func:`export_onnx` (hash-checked like the rest).
+    """
+    if engine not in ("torch", "onnx"):
+        raise BundleError(f"engine must be 'torch' or 'onnx', got {engine!r}")
     from safetensors.torch import load_file
 
     from elvmass.signal.config import SignalConfig
@@ -209,8 +243,16 @@ def load_bundle(path) -> Bundle:
         signal = SignalConfig.from_dict(config["signal"])
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"{path / CONFIG_NAME}: bad signal config ({exc})") from exc
-    bundle = Bundle(path, config, signal)
+    bundle = Bundle(path, config, signal, engine=engine)
     for name, entry in config["models"].items():
+        if engine == "onnx":
+            if not entry.get("onnx"):
+                raise BundleError(f"{path}: model {name!r} has no ONNX export; run `elvmass train --onnx` or use the torch engine")
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 2
+            bundle.sessions[name] = ort.InferenceSession(str(path / entry["onnx"]), opts, providers=["CPUExecutionProvider"])
         try:
             net = ElvmassNet(ElvmassNetConfig.from_dict(entry["net"]))
             net.load_state_dict(load_file(str(path / entry["weights"])))
@@ -221,6 +263,58 @@ def load_bundle(path) -> Bundle:
         bundle.models[name] = net
         bundle.scalers[name] = scaler
     return bundle
+
+
+def export_onnx(path) -> list[Path]:
+    """Add an ONNX export of every model to a bundle (for fast CPU inference with onnxruntime).
+
+    The ONNX files are recorded in ``bundle.json`` and covered by ``hashes.json`` like the weights.
+    Inputs: ``ecg`` (B, 12, L) float32 and, where the model uses them, ``demographics`` (B, d) and
+    ``params`` (B, p), already normalised; output ``lvm_normalised`` (B,).
+    """
+    import warnings
+
+    import torch
+
+    path = Path(path)
+    bundle = load_bundle(path)
+    config = bundle.config
+    length = bundle.signal_config.view_length
+    written = []
+    for name, net in bundle.models.items():
+        cfg = net.config
+        args = [torch.zeros(1, 12, length)]
+        names = ["ecg"]
+        if cfg.demographic_inputs:
+            args.append(torch.zeros(1, len(cfg.demographic_inputs)))
+            names.append("demographics")
+        else:
+            args.append(None)
+        if cfg.param_inputs:
+            args.append(torch.zeros(1, len(cfg.param_inputs)))
+            names.append("params")
+        fname = f"{name}.onnx"
+        axes = {n: {0: "batch"} for n in names + ["lvm_normalised"]}
+
+        def write(tmp, net=net, args=tuple(args), names=names, axes=axes):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(net, args, tmp, input_names=names, output_names=["lvm_normalised"],
+                                  dynamic_axes=axes, dynamo=False, opset_version=17)
+
+        _write_atomic(path / fname, write)
+        config["models"][name]["onnx"] = fname
+        written.append(path / fname)
+    from elvmass.evaluate.study import _json_clean
+
+    text = json.dumps(_json_clean(config), indent=2, allow_nan=False, default=_json_default)
+    _write_atomic(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    hashes = json.loads((path / HASHES_NAME).read_text(encoding="utf-8"))
+    for f in written + [path / CONFIG_NAME]:
+        hashes["files"][f.name] = sha256_file(f)
+    htext = json.dumps(hashes, indent=2)
+    _write_atomic(path / HASHES_NAME, lambda tmp: Path(tmp).write_text(htext, encoding="utf-8"))
+    return written
 
 
 def train_bundle(manifest, out_dir, preset="paper", *, sex_specific: bool = True, cache_dir=None,

@@ -104,14 +104,11 @@ def predict_record(bundle, record: ECGRecord, *, path: str | None = None, age_ye
     name = bundle.model_for_sex(sx)
     if sx is None:
         flags.append("sex_unknown")
-    net, scaler = bundle.models[name], bundle.scalers[name]
+    scaler = bundle.scalers[name]
     demo, par, imputed = scaler.transform(scalar_table(row))
     flags += [f"imputed:{k}" for k in imputed[0]]
-    import torch
-
-    with torch.no_grad():
-        out = net(torch.from_numpy(view[None]), torch.from_numpy(demo), torch.from_numpy(par))
-    lvm = float(scaler.to_grams(out.numpy())[0])
+    out = bundle.run(name, view[None], demo, par)
+    lvm = float(scaler.to_grams(out)[0])
     bsa = math.sqrt(h * w / 3600.0) if (h and w and h > 0 and w > 0) else None
     lvmi = lvm / bsa if bsa else None
     lvh = None

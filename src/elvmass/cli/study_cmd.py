@@ -110,15 +110,18 @@ def train(
     sex_specific: bool = typer.Option(True, "--sex-specific/--no-sex-specific", help="Also fit male and female models."),
     inputs: str = typer.Option("all", "--inputs", help="ecg, ecg+params, ecg+demographics or all."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-ECG cache (default OUT/.cache)."),
+    onnx: bool = typer.Option(False, "--onnx", help="Also export every model to ONNX (for `predict --engine onnx`)."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Fit the final models on the whole cohort and save a model bundle (safetensors + JSON)."""
-    from elvmass.bundle import train_bundle
+    from elvmass.bundle import export_onnx, train_bundle
 
     chosen = _check_preset(preset, inputs)
     try:
         path = train_bundle(cohort, out, chosen, sex_specific=sex_specific, cache_dir=cache_dir, progress=not quiet,
                             log=None if quiet else _log)
+        if onnx:
+            export_onnx(path)
     except (ElvmassError, ValueError) as exc:
         fail(str(exc))
     console.print(f"model bundle: {path}", highlight=False)
@@ -146,6 +149,7 @@ def predict(
     weight_kg: Optional[float] = typer.Option(None, "--weight-kg", help="Weight in kg (overrides the file)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the predictions as CSV."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per file per line."),
+    engine: str = typer.Option("torch", "--engine", help="torch, or onnx (needs a bundle trained with --onnx)."),
 ) -> None:
     """Predict LV mass (g), LVMI and LVH for each ECG with the sex-specific model."""
     from elvmass.bundle import load_bundle
@@ -157,7 +161,7 @@ def predict(
             fail(f"--sex must be M or F, got {sex!r}")
         sex = s
     try:
-        bundle = load_bundle(model)
+        bundle = load_bundle(model, engine=engine)
     except ElvmassError as exc:
         fail(str(exc))
     paths = _expand(files)
