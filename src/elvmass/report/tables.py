@@ -30,6 +30,7 @@ MODEL_LABELS = {
     "elvmassnet_sex_specific": "eLVMass-Net (sex-specific models)",
     "demographics": "Demographics only (gradient boosting)",
 }
+METRIC_LABELS = {"mae_g": "MAE (g)", "mape_pct": "MAPE (%)", "c_statistic": "c-statistic (LVH)"}
 POPULATIONS = (("all", None), ("male", "M"), ("female", "F"))
 
 
@@ -81,7 +82,8 @@ def comparisons_table(results: dict) -> pd.DataFrame:
     for c in results.get("comparisons", []):
         p = c.get("p_value")
         rows.append({"Model A": MODEL_LABELS.get(c["a"], c["a"]), "Model B": MODEL_LABELS.get(c["b"], c["b"]),
-                     "Metric": c["metric"], "Population": c.get("subset", "all"),
+                     "Metric": METRIC_LABELS.get(c["metric"], c["metric"]),
+                     "Population": {"M": "male", "F": "female"}.get(c.get("subset", "all"), c.get("subset", "all")),
                      "A": _num(c.get("a_value")), "B": _num(c.get("b_value")), "Test": c.get("test", ""),
                      "p value": "–" if p is None or (isinstance(p, float) and math.isnan(p)) else
                      ("<0.001" if p < 0.001 else f"{p:.3f}")})
