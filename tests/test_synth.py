@@ -203,3 +203,17 @@ def test_side_by_side_with_a_real_ptbxl_ecg(tmp_path, small_cohort, shared_data)
     for rec in (synth, real):
         p2p = np.ptp(rec.signal_mv, axis=1)
         assert 0.3 < np.median(p2p) < 4.0
+
+
+def test_n_counts_the_pairs_left_after_cohort_building(tmp_path):
+    """As the paper's 1,459 counts pairs after exclusions, `n` counts patients that survive them;
+    the excluded ones (paced, BBB, AF, no ECG in the window) are written too, for the builder to drop."""
+    from elvmass.cohort import build_cohort
+
+    out = generate_cohort(SynthConfig(n=60, seed=11), tmp_path)
+    truth = pd.read_csv(out.truth_csv)
+    eligible = truth.groupby("patient_id").eligible_ecg.any()
+    assert out.n_patients == len(eligible) > 60 and int(eligible.sum()) == 60
+    build = build_cohort(out.ecg_dir, out.imaging_csv)
+    assert len(build.manifest) == 60
+    assert set(build.manifest.patient_id) == set(eligible[eligible].index)

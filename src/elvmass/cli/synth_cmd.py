@@ -16,7 +16,7 @@ from elvmass.errors import ElvmassError
 @app.command("synth")
 def synth(
     out: Path = typer.Option(..., "--out", help="Folder to write ecgs/, imaging.csv and truth.csv into."),
-    n: int = typer.Option(1459, "--n", help="Number of patients."),
+    n: int = typer.Option(1459, "--n", help="Patients left after the paper's exclusions (excluded ones are written too)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (the same seed gives byte-identical files)."),
     profile: str = typer.Option("internal", "--profile", help="internal (Taiwanese-like, CT LVM) or external (western, echo LVM)."),
     fmt: str = typer.Option("muse", "--format", help="ECG file format: muse (GE MUSE XML) or wfdb."),

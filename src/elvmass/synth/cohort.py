@@ -26,8 +26,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -35,6 +33,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from elvmass.atomic import atomic_write
 from elvmass.errors import ElvmassError
 from elvmass.io.muse_write import SNOMED_CODES, write_muse_xml, write_wfdb
 from elvmass.record import DeviceMeasurements, ECGRecord, Patient
@@ -92,7 +91,14 @@ PROFILES: dict[str, SynthProfile] = {
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """What to generate: ``n`` patients of ``profile`` ('internal' or 'external') from ``seed``."""
+    """What to generate: a cohort of ``profile`` ('internal' or 'external') from ``seed`` that keeps
+    ``n`` patients after the paper's exclusions.
+
+    ``n`` counts *eligible* patients, as the paper's 1,459 counts the pairs left after exclusions:
+    patients generated along the way whose every ECG near the CT date is paced, bundle branch
+    block, atrial fibrillation or outside the window are written too (a real export has them, and
+    cohort building must exclude them), so ``elvmass cohort build`` yields about ``n`` pairs.
+    """
 
     n: int = 1459
     seed: int = 0
@@ -130,15 +136,7 @@ class SynthOutput:
 
 
 def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=path.parent)
-    os.close(fd)
-    try:
-        df.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, lineterminator="\n", float_format="%.6g"))
 
 
 def _ecg_dates(rng: np.random.Generator, ct: dt.datetime, cfg: SynthConfig) -> list[dt.datetime]:
@@ -214,6 +212,13 @@ def simulate_patient(index: int, cfg: SynthConfig) -> tuple[list[ECGRecord], lis
                 "imaging_datetime": imaging["imaging_datetime"],
                 "days_from_imaging": round(days, 3),
                 "within_window": abs(days) <= cfg.window_days,
+                # what the paper's exclusions keep: sinus rhythm, narrow QRS, not paced, within the window
+                "eligible_ecg": bool(
+                    abs(days) <= cfg.window_days
+                    and ph.conduction == "normal"
+                    and sim.truth["rhythm"] == "sinus"
+                    and (sim.measurements.qrs_ms is None or sim.measurements.qrs_ms < 120)
+                ),
                 **pat,
                 **mass,
                 **{f"ph_{key}": val for key, val in ph.as_dict().items() if key != "sex"},
@@ -232,7 +237,7 @@ def generate_cohort(
     fmt: str = "muse",
     progress: Callable[[int, int], None] | None = None,
 ) -> SynthOutput:
-    """Simulate ``config.n`` patients and write their ECGs (``fmt`` 'muse' or 'wfdb'), imaging.csv and truth.csv.
+    """Simulate patients until ``config.n`` are eligible, and write their ECGs (``fmt`` 'muse' or 'wfdb'), imaging.csv and truth.csv.
 
     ``progress(i, n)`` is called after each patient. Existing files of the same names are
     replaced; other files in ``out_dir`` are left alone.
@@ -244,8 +249,11 @@ def generate_cohort(
     ecg_dir.mkdir(parents=True, exist_ok=True)
     prof = PROFILES[config.profile]
     truth_rows, imaging_rows, paths = [], [], []
-    for i in range(config.n):
-        records, truths, imaging, dxs = simulate_patient(i, config)
+    n_eligible = n_patients = 0
+    while n_eligible < config.n:
+        records, truths, imaging, dxs = simulate_patient(n_patients, config)
+        n_patients += 1
+        n_eligible += any(tr["eligible_ecg"] for tr in truths)
         imaging_rows.append(imaging)
         for rec, tr, dx in zip(records, truths, dxs):
             stem = f"{tr['patient_id']}_{tr['ecg_index']}"
@@ -258,7 +266,7 @@ def generate_cohort(
             paths.append(path)
             truth_rows.append(tr)
         if progress is not None:
-            progress(i + 1, config.n)
+            progress(n_eligible, config.n)
     imaging_df = pd.DataFrame(imaging_rows, columns=list(IMAGING_COLUMNS))
     truth_df = pd.DataFrame(truth_rows)
     front = ["patient_id", "ecg_index", "ecg_file"]
@@ -268,7 +276,7 @@ def generate_cohort(
     _atomic_csv(truth_df, truth_csv)
     cfg_path = out / "synth_config.json"
     cfg_path.write_text(json.dumps({"config": config.to_dict(), "format": fmt}, indent=2, sort_keys=True) + "\n")
-    return SynthOutput(out, ecg_dir, imaging_csv, truth_csv, paths, config.n, truth_df, imaging_df)
+    return SynthOutput(out, ecg_dir, imaging_csv, truth_csv, paths, n_patients, truth_df, imaging_df)
 
 
 __all__ = ["IMAGING_COLUMNS", "PROFILES", "SynthConfig", "SynthOutput", "SynthProfile", "generate_cohort", "simulate_patient"]
