@@ -3,7 +3,6 @@ vendor exports (see ../shared/data/README.md)."""
 
 from __future__ import annotations
 
-import ast
 import math
 
 import numpy as np

@@ -27,12 +27,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from elvmass.atomic import atomic_write
 from elvmass.errors import ElvmassError
 from elvmass.features import FeatureScaler
 from elvmass.models.elvmassnet import ElvmassNet, ElvmassNetConfig
@@ -110,19 +109,6 @@ class Bundle:
         raise BundleError(f"{self.path}: the bundle has no model for sex {sex!r} and no elvmassnet model")
 
 
-def _write_atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_bundle(
     out_dir,
     *,
@@ -146,7 +132,7 @@ def save_bundle(
     for name, (net, scaler, info) in sorted(models.items()):
         fname = f"{name}.safetensors"
         state = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
-        _write_atomic(out / fname, lambda tmp, s=state: save_file(s, tmp, metadata={"format": BUNDLE_FORMAT, "model": name}))
+        atomic_write(out / fname, lambda tmp, s=state: save_file(s, tmp, metadata={"format": BUNDLE_FORMAT, "model": name}))
         hashes[fname] = sha256_file(out / fname)
         entries[name] = {"weights": fname, "net": net.config.to_dict(), "scaler": scaler.to_dict(),
                          "sex": {"elvmassnet_male": "M", "elvmassnet_female": "F"}.get(name), "training": info}
@@ -165,10 +151,10 @@ def save_bundle(
     from elvmass.evaluate.study import _json_clean
 
     text = json.dumps(_json_clean(config), indent=2, allow_nan=False, default=_json_default)
-    _write_atomic(out / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(out / CONFIG_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     hashes[CONFIG_NAME] = sha256_file(out / CONFIG_NAME)
     htext = json.dumps({"algorithm": "sha256", "files": hashes}, indent=2)
-    _write_atomic(out / HASHES_NAME, lambda tmp: Path(tmp).write_text(htext, encoding="utf-8"))
+    atomic_write(out / HASHES_NAME, lambda tmp: tmp.write_text(htext, encoding="utf-8"))
     return out
 
 
@@ -302,18 +288,18 @@ def export_onnx(path) -> list[Path]:
                 torch.onnx.export(net, args, tmp, input_names=names, output_names=["lvm_normalised"],
                                   dynamic_axes=axes, dynamo=False, opset_version=17)
 
-        _write_atomic(path / fname, write)
+        atomic_write(path / fname, write)
         config["models"][name]["onnx"] = fname
         written.append(path / fname)
     from elvmass.evaluate.study import _json_clean
 
     text = json.dumps(_json_clean(config), indent=2, allow_nan=False, default=_json_default)
-    _write_atomic(path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(path / CONFIG_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     hashes = json.loads((path / HASHES_NAME).read_text(encoding="utf-8"))
     for f in written + [path / CONFIG_NAME]:
         hashes["files"][f.name] = sha256_file(f)
     htext = json.dumps(hashes, indent=2)
-    _write_atomic(path / HASHES_NAME, lambda tmp: Path(tmp).write_text(htext, encoding="utf-8"))
+    atomic_write(path / HASHES_NAME, lambda tmp: tmp.write_text(htext, encoding="utf-8"))
     return written
 
 

@@ -53,7 +53,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +60,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from elvmass.atomic import atomic_write
 from elvmass.errors import ECGReadError, ManifestError
 from elvmass.record import ECGRecord
 
@@ -193,20 +193,6 @@ def read_manifest(path) -> pd.DataFrame:
     return df
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def _for_output(df: pd.DataFrame, *, datetimes_as_text: bool) -> pd.DataFrame:
     out = df.copy()
     for col in ("ecg_datetime", "imaging_datetime"):
@@ -234,9 +220,9 @@ def write_manifest(df: pd.DataFrame, path, *, relative_paths: bool = False) -> P
         ]
     if _is_parquet(path):
         out = _for_output(out, datetimes_as_text=False)
-        return _atomic_write(path, lambda tmp: out.to_parquet(tmp, index=False))
+        return atomic_write(path, lambda tmp: out.to_parquet(tmp, index=False))
     out = _for_output(out, datetimes_as_text=True)
-    return _atomic_write(path, lambda tmp: out.to_csv(tmp, index=False))
+    return atomic_write(path, lambda tmp: out.to_csv(tmp, index=False))
 
 
 def resolve_ecg_path(ecg_path: str, base_dir=None) -> Path:
@@ -1080,7 +1066,7 @@ def excluded_path_for(manifest_path) -> Path:
 
 def write_table(df: pd.DataFrame, path) -> Path:
     """Write any table atomically as CSV."""
-    return _atomic_write(Path(path), lambda tmp: df.to_csv(tmp, index=False))
+    return atomic_write(Path(path), lambda tmp: df.to_csv(tmp, index=False))
 
 
 __all__ = [

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from elvmass.atomic import save_figure
 from elvmass.cli._app import app, console, print_json_line, report_error
 from elvmass.errors import ElvmassError
 
@@ -34,8 +35,6 @@ def _plot_path(out: Path, src: Path, n_files: int) -> Path:
 
 def plot_beat(analysis, path: Path) -> Path:
     """Save the 12-lead beat (the view's native-rate beat) with fiducials and shaded segments."""
-    import os
-    import tempfile
 
     import matplotlib
 
@@ -67,17 +66,7 @@ def plot_beat(analysis, path: Path) -> Path:
     axes[0, 0].legend(fontsize=7, loc="upper left", ncol=4)
     fig.suptitle(f"{Path(analysis.source_path or '').name}: beat {analysis.beat_start_s:.2f}-{analysis.beat_end_s:.2f} s", fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100, format="png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def _print_human(a) -> None:

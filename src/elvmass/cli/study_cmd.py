@@ -173,15 +173,10 @@ def predict(
     for e in errors:
         report_error(f"{e} (skipped)")
     if out is not None:
-        import os
-        import tempfile
+        from elvmass.atomic import atomic_write
 
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=out.parent)
-        os.close(fd)
-        predictions_to_frame(preds).to_csv(tmp, index=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
+        frame = predictions_to_frame(preds)
+        atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
     if json_out:
         for p in preds:
             print_json_line(p.to_dict())

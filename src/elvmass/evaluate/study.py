@@ -28,8 +28,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from elvmass.atomic import atomic_write, atomic_write_text
 from elvmass.evaluate.metrics import lvh_metrics, lvh_score, mae_g, mape_pct, mean_sd
 from elvmass.evaluate.splits import Split, assign_folds, make_splits
 from elvmass.evaluate.stats import delong_test, paired_fold_test
@@ -274,15 +273,6 @@ def predictions_frame(result: StudyResult) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def _json_clean(obj):
     if isinstance(obj, dict):
         return {str(k): _json_clean(v) for k, v in obj.items()}
@@ -356,7 +346,7 @@ def run_study(
     }
     write_outputs(out_dir, results, result)
     results["elapsed_s"] = round(time.perf_counter() - t0, 1)
-    _atomic_text(out_dir / "results.json", json.dumps(_json_clean(results), indent=2))
+    atomic_write_text(out_dir / "results.json", json.dumps(_json_clean(results), indent=2))
     return _json_clean(results)
 
 
@@ -389,12 +379,8 @@ def write_outputs(out_dir: Path, results: dict, result: StudyResult) -> None:
     from elvmass.report.tables import write_tables
 
     pred = predictions_frame(result)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=out_dir)
-    os.close(fd)
-    pred.to_csv(tmp, index=False)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out_dir / "predictions.csv")
-    _atomic_text(out_dir / "config.json", json.dumps(_json_clean(results["config"]), indent=2))
-    _atomic_text(out_dir / "learning_curves.json", json.dumps(_json_clean(result.histories)))
+    atomic_write(out_dir / "predictions.csv", lambda tmp: pred.to_csv(tmp, index=False))
+    atomic_write_text(out_dir / "config.json", json.dumps(_json_clean(results["config"]), indent=2))
+    atomic_write_text(out_dir / "learning_curves.json", json.dumps(_json_clean(result.histories)))
     write_tables(results, out_dir)
     write_report(results, pred, result.histories, out_dir / "report.html")

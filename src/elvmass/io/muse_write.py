@@ -33,6 +33,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from elvmass.atomic import atomic_write_bytes
 from elvmass.record import LEAD_INDEX, LEADS, ECGRecord
 
 #: MUSE stores these 8 leads; the other 4 follow from Einthoven and Goldberger.
@@ -52,19 +53,6 @@ SNOMED_CODES: dict[str, str] = {
 }
 
 _B64_LINE = 68  # characters per base64 line, as in MUSE exports
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _fmt_int(value: float | None) -> str | None:
@@ -242,7 +230,7 @@ def write_muse_xml(record: ECGRecord, path, **options) -> Path:
     """
     path = Path(path)
     data = render_muse_xml(record, **options)
-    _atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data)
     return path
 
 

@@ -12,12 +12,11 @@ I/II/III, aVR/aVL/aVF, V1-V3, V4-V6; the bottom strip is lead II for the whole 1
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from elvmass.atomic import save_figure
 from elvmass.record import LEAD_INDEX, ECGRecord
 
 PAPER_SPEED_MM_S = 25.0
@@ -109,14 +108,4 @@ def plot_ecg_paper(record: ECGRecord, path, *, dpi: int = 150, title: str | None
         head += f"   (record is {shown_s:.1f} s)"
     fig.suptitle(head, fontsize=8, x=0.01, ha="left")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix or ".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, format=(path.suffix.lstrip(".") or "png"))
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_figure(fig, path, dpi=dpi)

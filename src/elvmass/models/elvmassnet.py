@@ -24,7 +24,7 @@ Each part is switched by the config: ``demographic_inputs=()`` drops the demogra
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn

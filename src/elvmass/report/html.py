@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import base64
 import html
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from elvmass.atomic import atomic_write_text
 from elvmass.report import figures
 from elvmass.report.tables import comparisons_table, lvh_table, performance_table
 
@@ -70,9 +69,4 @@ def write_report(results: dict, predictions: pd.DataFrame, histories: dict, path
     """Write :func:`render_report` atomically to ``path``."""
     path = Path(path)
     text = render_report(results, predictions, histories)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".html", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, text)

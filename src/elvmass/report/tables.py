@@ -17,11 +17,10 @@ The demographics-only comparator is a row of every table.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+from elvmass.atomic import atomic_write_text
 
 MODEL_LABELS = {
     "elvmassnet": "eLVMass-Net",
@@ -101,14 +100,6 @@ def to_markdown(df: pd.DataFrame, title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 TABLES = {
     "table_performance": ("LV mass estimation (mean ± SD across folds)", performance_table),
     "table_lvh": ("LVH classification from predicted LVMI (pooled out-of-fold)", lvh_table),
@@ -123,7 +114,7 @@ def write_tables(results: dict, out_dir) -> dict[str, pd.DataFrame]:
     frames = {}
     for name, (title, fn) in TABLES.items():
         df = fn(results)
-        _atomic(out_dir / f"{name}.csv", df.to_csv(index=False))
-        _atomic(out_dir / f"{name}.md", to_markdown(df, title))
+        atomic_write_text(out_dir / f"{name}.csv", df.to_csv(index=False))
+        atomic_write_text(out_dir / f"{name}.md", to_markdown(df, title))
         frames[name] = df
     return frames

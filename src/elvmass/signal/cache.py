@@ -14,13 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
+from elvmass.atomic import atomic_write
 from elvmass.errors import ECGReadError
 from elvmass.signal.analysis import ECGAnalysis, analyze_ecg
 from elvmass.signal.config import SignalConfig
@@ -89,16 +88,7 @@ def save_analysis(analysis: ECGAnalysis, file: Path) -> None:
     }
     if analysis.beat_mv is not None:
         arrays["beat_mv"] = np.asarray(analysis.beat_mv, dtype=np.float32)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, file)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(file, lambda tmp: np.savez(tmp, **arrays))
 
 
 def load_analysis(file: Path) -> ECGAnalysis:
