@@ -41,7 +41,7 @@ def test_predict_real_muse_files_with_a_corrupt_one(bundle_dir, muse_files, tmp_
     corrupt.write_text("<RestingECG><Waveform>not base64 at all")
     res = CliRunner().invoke(app, ["predict", "--model", str(bundle_dir), str(muse_files[0]), str(corrupt),
                                    str(muse_files[1]), "--json"])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # one file failed: reported, skipped, and said in the status
     lines = _json_lines(res.stdout)
     assert [line["path"] for line in lines] == [str(muse_files[0]), str(muse_files[1])]
     for line in lines:
@@ -56,6 +56,9 @@ def test_predict_real_muse_files_with_a_corrupt_one(bundle_dir, muse_files, tmp_
         assert line["lvmi_g_m2"] is None and line["lvh"] is None
     assert "corrupt.xml" in res.stderr and "skipped" in res.stderr
     assert "Traceback" not in res.output
+    # muse_ecg1 is a genuine "Ventricular-paced rhythm": predicted, but flagged as outside the cohort
+    assert "outside_training_population:paced" in lines[0]["flags"]
+    assert not any(f.startswith("outside_training_population") for f in lines[1]["flags"])
 
 
 def test_flags_fill_missing_demographics_and_give_lvmi(bundle_dir, muse_files, tmp_path):

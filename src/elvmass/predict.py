@@ -7,8 +7,9 @@ file unless given explicitly, take QRS duration and axes from the ECG machine's 
 and run the model of the patient's sex (the non-sex-specific model when sex is unknown).
 
 Every prediction carries ``flags``: signal quality flags from the analysis plus
-``imputed:<input>`` for every imputed input, ``sex_unknown`` and ``no_bsa`` (no height or
-weight in the file or flags: no LVMI and no LVH call). A file that cannot be read is returned
+``imputed:<input>`` for every imputed input, ``sex_unknown``, ``no_bsa`` (no height or
+weight in the file or flags: no LVMI and no LVH call) and ``outside_training_population:<rule>``
+for an ECG that cohort building excludes (paced, bundle branch block, AF, QRS >= 120 ms). A file that cannot be read is returned
 as an :class:`~elvmass.errors.ECGReadError` and the others are still predicted.
 
     >>> from elvmass.bundle import load_bundle            # doctest: +SKIP
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from elvmass.cohort import bsa_m2, classify_exclusion
 from elvmass.errors import ECGReadError, ElvmassError
 from elvmass.features import PARAM_INPUTS, plausible_param, scalar_table
 from elvmass.record import ECGRecord
@@ -104,12 +106,17 @@ def predict_record(bundle, record: ECGRecord, *, path: str | None = None, age_ye
     name = bundle.model_for_sex(sx)
     if sx is None:
         flags.append("sex_unknown")
+    # an ECG the cohort builder would have excluded (paced, BBB, AF, wide QRS) lies outside what
+    # the model was trained on: still predicted, but said so
+    excluded = classify_exclusion(record.statements, record.measurements.qrs_ms, sx or "M")
+    if excluded is not None:
+        flags.append(f"outside_training_population:{excluded[0]}")
     scaler = bundle.scalers[name]
     demo, par, imputed = scaler.transform(scalar_table(row))
     flags += [f"imputed:{k}" for k in imputed[0]]
     out = bundle.run(name, view[None], demo, par)
     lvm = float(scaler.to_grams(out)[0])
-    bsa = math.sqrt(h * w / 3600.0) if (h and w and h > 0 and w > 0) else None
+    bsa = float(bsa_m2(h, w)) if (h and w and h > 0 and w > 0) else None
     lvmi = lvm / bsa if bsa else None
     lvh = None
     if lvmi is not None and sx in ("M", "F"):

@@ -184,15 +184,20 @@ def predict(
         from rich.table import Table
 
         t = Table(title=f"LV mass predictions ({len(preds)} file(s), {len(errors)} skipped)")
-        for col in ("file", "LVM (g)", "LVMI (g/m²)", "LVH", "model", "flags"):
-            t.add_column(col)
+        t.add_column("file", overflow="fold")
+        for col in ("LVM (g)", "LVMI (g/m²)", "LVH"):
+            t.add_column(col, justify="right", no_wrap=True)
+        t.add_column("model", no_wrap=True)
+        t.add_column("flags", overflow="fold")
         for p in preds:
             t.add_row(Path(p.path).name, f"{p.lvm_g:.0f}", "–" if p.lvmi_g_m2 is None else f"{p.lvmi_g_m2:.0f}",
-                      "–" if p.lvh is None else ("yes" if p.lvh else "no"), p.model, ", ".join(p.flags) or "–")
+                      "–" if p.lvh is None else ("yes" if p.lvh else "no"),
+                      p.model.removeprefix("elvmassnet_") if p.model != "elvmassnet" else "all",
+                      " ".join(p.flags) or "–")
         console.print(t)
         if out is not None:
             console.print(f"written: {out}", highlight=False)
-    if errors and not preds:
+    if errors:  # the good files are predicted and written; the status still says something failed
         raise typer.Exit(1)
 
 
