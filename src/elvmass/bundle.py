@@ -310,7 +310,9 @@ def train_bundle(manifest, out_dir, preset="paper", *, sex_specific: bool = True
     Trains ``elvmassnet`` and, with ``sex_specific``, ``elvmassnet_male`` and ``elvmassnet_female``.
     """
     from elvmass.evaluate.splits import Split, train_val_split
-    from elvmass.evaluate.study import cohort_features_for, cohort_summary, fit_net_fold, load_study_manifest, make_preset
+    from elvmass.evaluate.study import (
+        cohort_features_for, cohort_summary, default_cache_dir, fit_net_fold, load_study_manifest, make_preset,
+    )
 
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
@@ -318,7 +320,7 @@ def train_bundle(manifest, out_dir, preset="paper", *, sex_specific: bool = True
         preset = make_preset(preset)
     preset = preset.with_progress(progress)
     df, n_invalid = load_study_manifest(manifest)
-    features = cohort_features_for(df, preset, cache_dir if cache_dir is not None else out_dir / ".cache")
+    features = cohort_features_for(df, preset, cache_dir if cache_dir is not None else default_cache_dir(manifest, out_dir))
     if len(features.manifest) < 20:
         raise BundleError(f"only {len(features.manifest)} usable ECG-LVM pairs; need at least 20 to train")
     names = ["elvmassnet", "elvmassnet_male", "elvmassnet_female"] if sex_specific else ["elvmassnet"]

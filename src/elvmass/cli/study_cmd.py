@@ -82,7 +82,7 @@ def study(
     preset: str = typer.Option("paper", "--preset", help="quick (smoke test) or paper (the paper's protocol)."),
     sex_specific: bool = typer.Option(False, "--sex-specific", help="Also train and test male and female models."),
     inputs: str = typer.Option("all", "--inputs", help="ecg, ecg+params, ecg+demographics or all (the paper's combinations)."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-ECG cache (default OUT/.cache)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-ECG cache (default: .elvmass-cache beside the manifest)."),
     json_out: bool = typer.Option(False, "--json", help="Print results.json to stdout instead of a table."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or fold lines."),
 ) -> None:
@@ -109,7 +109,7 @@ def train(
     preset: str = typer.Option("paper", "--preset", help="quick or paper."),
     sex_specific: bool = typer.Option(True, "--sex-specific/--no-sex-specific", help="Also fit male and female models."),
     inputs: str = typer.Option("all", "--inputs", help="ecg, ecg+params, ecg+demographics or all."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-ECG cache (default OUT/.cache)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-ECG cache (default: .elvmass-cache beside the manifest)."),
     onnx: bool = typer.Option(False, "--onnx", help="Also export every model to ONNX (for `predict --engine onnx`)."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
@@ -225,7 +225,7 @@ def demo(
         if not quiet:
             _log(f"synthetic cohort: {synth.n_patients} patients, manifest {len(build.manifest)} rows "
                  f"({time.perf_counter() - t0:.0f} s)")
-        results = run_study(manifest_path, out / "study", chosen, sex_specific=True, cache_dir=out / ".cache",
+        results = run_study(manifest_path, out / "study", chosen, sex_specific=True,
                             progress=not quiet, log=None if quiet else _log)
     except (ElvmassError, ValueError) as exc:
         fail(str(exc))

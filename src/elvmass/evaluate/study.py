@@ -314,7 +314,7 @@ def run_study(
 ) -> dict:
     """Run the whole protocol on a manifest (path or DataFrame) and write the results folder.
 
-    Returns the ``results.json`` content. ``cache_dir`` (default ``OUT_DIR/.cache``) keeps the
+    Returns the ``results.json`` content. ``cache_dir`` (default :func:`default_cache_dir`) keeps the
     preprocessed ECG views so a second study on the same files skips the signal work.
     """
     t0 = time.perf_counter()
@@ -326,7 +326,7 @@ def run_study(
     df, n_invalid = load_study_manifest(manifest)
     if log is not None:
         log(f"manifest: {len(df)} valid rows ({n_invalid} dropped by validation)")
-    features = cohort_features_for(df, preset, cache_dir if cache_dir is not None else out_dir / ".cache")
+    features = cohort_features_for(df, preset, cache_dir if cache_dir is not None else default_cache_dir(manifest, out_dir))
     if log is not None:
         log(f"ECG views: {len(features.manifest)} usable, {len(features.dropped)} dropped")
     result = run_protocol(features, preset, sex_specific=sex_specific, log=log)
@@ -348,6 +348,16 @@ def run_study(
     results["elapsed_s"] = round(time.perf_counter() - t0, 1)
     atomic_write_text(out_dir / "results.json", json.dumps(_json_clean(results), indent=2))
     return _json_clean(results)
+
+
+def default_cache_dir(manifest, out_dir) -> Path:
+    """Where preprocessed ECG views are kept unless the user says: beside the manifest, so that
+    ``study`` and ``train`` on one cohort share it (entries are keyed by file content and signal
+    config, so sharing is safe) and a model bundle folder holds only the model; ``OUT_DIR/.cache``
+    when the manifest is a DataFrame."""
+    if isinstance(manifest, (str, Path)):
+        return Path(manifest).resolve().parent / ".elvmass-cache"
+    return Path(out_dir) / ".cache"
 
 
 def cohort_features_for(df: pd.DataFrame, preset: StudyPreset, cache_dir) -> CohortFeatures:
