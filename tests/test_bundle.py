@@ -32,6 +32,8 @@ def trained_bundle(tmp_path_factory):
 
 
 def test_bundle_layout_and_config(trained_bundle):
+    assert sorted(p.name for p in trained_bundle.iterdir() if p.is_dir()) == []  # no cache inside the bundle
+    assert (trained_bundle.parent / ".elvmass-cache").is_dir()  # it sits beside the manifest instead
     files = sorted(p.name for p in trained_bundle.iterdir() if p.is_file())
     assert files == ["bundle.json", "elvmassnet.safetensors", "elvmassnet_female.safetensors",
                      "elvmassnet_male.safetensors", "hashes.json"]
