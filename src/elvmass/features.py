@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from elvmass.models.elvmassnet import DEMOGRAPHIC_INPUTS, PARAM_INPUTS
-
+#: Scalar inputs of eLVMass-Net: demographics, and the ECG machine's parameters.
+DEMOGRAPHIC_INPUTS: tuple[str, ...] = ("age_years", "sex_male", "height_cm", "weight_kg")
+PARAM_INPUTS: tuple[str, ...] = ("qrs_ms", "p_axis_deg", "r_axis_deg", "t_axis_deg")
 SCALAR_COLUMNS: tuple[str, ...] = DEMOGRAPHIC_INPUTS + PARAM_INPUTS
 
 

@@ -29,10 +29,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from elvmass.features import DEMOGRAPHIC_INPUTS, PARAM_INPUTS
 from elvmass.models.tcn import TCNEncoder
 
-DEMOGRAPHIC_INPUTS: tuple[str, ...] = ("age_years", "sex_male", "height_cm", "weight_kg")
-PARAM_INPUTS: tuple[str, ...] = ("qrs_ms", "p_axis_deg", "r_axis_deg", "t_axis_deg")
 
 #: The paper's input combinations: name -> (demographic inputs, parameter inputs).
 INPUT_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
