@@ -172,3 +172,65 @@ def test_cohort_build_bad_inputs_are_one_line(tmp_path):
     assert res.exit_code == 2
     assert "lacks required column(s) imaging_datetime, lvm_source" in res.stderr
     assert not (tmp_path / "m.csv").exists()
+
+
+def _build_json(ecg_dir, imaging, out):
+    res = runner.invoke(app, ["cohort", "build", "--ecg-dir", str(ecg_dir), "--imaging", str(imaging),
+                              "--out", str(out), "--json"])
+    return res
+
+
+def test_cohort_build_when_no_ecg_matches_any_imaging_row(shared_data, tmp_path):
+    # the genuine MUSE exports belong to JAX01234 / JAX12345; an imaging export of other patients
+    # used to end in a pandas TypeError traceback once no ECG was left after the patient-ID step
+    (tmp_path / "imaging.csv").write_text("patient_id,imaging_datetime,lvm_g,lvm_source\nP999,2021-05-10,150,mr\n")
+    res = _build_json(shared_data / "vendor" / "ge-muse-xml", tmp_path / "imaging.csv", tmp_path / "m.csv")
+    assert res.exit_code == 0, res.output
+    assert "Traceback" not in res.output
+    summary = json.loads(res.stdout)
+    assert summary["n_pairs"] == 0
+    counts = {r["step"]: (r["n_in"], r["n_excluded"], r["n_out"]) for r in summary["flow"]}
+    assert counts["ECGs of a patient with imaging LVM"] == (2, 2, 0)
+    assert counts["ECGs within ±183 days of the patient's imaging"] == (0, 0, 0)
+    assert counts["imaging rows with an eligible ECG within ±183 days"] == (1, 1, 0)
+    assert pd.read_csv(tmp_path / "m.csv").empty
+
+
+def test_cohort_build_counts_a_duplicated_imaging_row_once(shared_data, tmp_path):
+    # one MR study exported twice must give one ECG-LVM pair, not the same LVM paired with two ECGs
+    base = read_ecg(shared_data / "ptbxl-sample" / "records500" / "00000" / "00001_hr")
+    for name, day in (("a.xml", 2), ("b.xml", 20)):
+        write_muse_xml(base.replace(patient=Patient(age_years=63.0, sex="F", height_cm=168.0, weight_kg=64.0,
+                                                    patient_id="P001"),
+                                    acquired_at=dt.datetime(2021, 6, day, 9, 0), statements=NORMAL),
+                       tmp_path / "ecg" / name)
+    (tmp_path / "imaging.csv").write_text(
+        "patient_id,imaging_datetime,lvm_g,lvm_source\n"
+        "P001,2021-06-01,150,mr\n"
+        "P001,2021-06-01,150,MR\n"     # the same study twice
+        "P001,2021-09-01,90,ct\n"      # another study: the 20 June ECG goes here if it were alone
+        "P001,2021-09-01,95,ct\n", encoding="utf-8")  # two different masses for one study: ambiguous
+    res = _build_json(tmp_path / "ecg", tmp_path / "imaging.csv", tmp_path / "m.csv")
+    assert res.exit_code == 0, res.output
+    man = pd.read_csv(tmp_path / "m.csv")
+    assert man[["ecg_path", "lvm_g"]].values.tolist() == [["ecg/a.xml", 150.0]]
+    excluded = pd.read_csv(tmp_path / "m.excluded.csv")
+    img = excluded[excluded["step"] == "imaging rows read"]
+    assert img["imaging_row"].tolist() == [1, 2, 3]
+    assert img["reason"].tolist()[0] == "duplicate of imaging row 0 (same patient, study time, modality and LVM)"
+    assert img["reason"].tolist()[1].startswith("imaging rows 2, 3 give different lvm_g for the same study")
+
+
+def test_cohort_build_reads_semicolon_separated_imaging_csv(shared_data, tmp_path):
+    # Excel in many European locales saves "CSV" with semicolons (and a byte-order mark)
+    (tmp_path / "imaging.csv").write_bytes(
+        "\ufeffpatient_id;imaging_datetime;lvm_g;lvm_source\r\nJAX01234;2021-05-01;150;mr\r\n".encode("utf-8"))
+    res = _build_json(shared_data / "vendor" / "ge-muse-xml", tmp_path / "imaging.csv", tmp_path / "m.csv")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["flow"][0]["n_out"] == 1
+    # a decimal comma is named as the problem
+    (tmp_path / "imaging.csv").write_text("patient_id;imaging_datetime;lvm_g;lvm_source\nJAX01234;2021-05-01;150,5;mr\n")
+    res = _build_json(shared_data / "vendor" / "ge-muse-xml", tmp_path / "imaging.csv", tmp_path / "m.csv")
+    assert res.exit_code == 0, res.output
+    ex = pd.read_csv(tmp_path / "m.excluded.csv")
+    assert ex["reason"].iloc[0].startswith("lvm_g '150,5' is not a number")

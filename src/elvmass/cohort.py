@@ -156,6 +156,23 @@ def _is_parquet(path: Path) -> bool:
     return path.suffix.lower() in (".parquet", ".pq")
 
 
+def _csv_separator(path: Path) -> str:
+    """``,`` unless the header line has no comma but semicolons or tabs (Excel in many European
+    locales saves "CSV" with semicolons, since the comma is their decimal mark)."""
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        header = fh.readline()
+    if "," not in header:
+        for sep in (";", "\t"):
+            if sep in header:
+                return sep
+    return ","
+
+
+def _read_text_table(path: Path) -> pd.DataFrame:
+    """A CSV (comma, semicolon or tab separated, with or without a byte-order mark) with every cell as text."""
+    return pd.read_csv(path, sep=_csv_separator(path), dtype=str, encoding="utf-8-sig", skipinitialspace=True)
+
+
 def read_manifest(path) -> pd.DataFrame:
     """Read a manifest CSV or Parquet file as written (no row is dropped or judged here).
 
@@ -177,7 +194,7 @@ def read_manifest(path) -> pd.DataFrame:
         if _is_parquet(path):
             df = pd.read_parquet(path)
         else:
-            df = pd.read_csv(path, dtype=str, keep_default_na=True, skipinitialspace=True)
+            df = _read_text_table(path)
     except Exception as exc:  # pandas/pyarrow raise many types for corrupt files
         raise ManifestError(f"{path}: cannot read the manifest ({type(exc).__name__}: {exc})") from exc
     df.columns = [str(c).strip() for c in df.columns]
@@ -794,7 +811,7 @@ def read_imaging_csv(path) -> pd.DataFrame:
     if not path.is_file():
         raise ManifestError(f"{path}: imaging CSV not found")
     try:
-        df = pd.read_csv(path, dtype=str, skipinitialspace=True)
+        df = _read_text_table(path)
     except Exception as exc:
         raise ManifestError(f"{path}: cannot read the imaging CSV ({type(exc).__name__}: {exc})") from exc
     df.columns = [str(c).strip() for c in df.columns]
@@ -831,6 +848,28 @@ def _first_known(*values):
     return None
 
 
+def _flag_repeated_imaging_studies(img: pd.DataFrame, problems: list[list[str]]) -> None:
+    """One imaging study must give one LVM: among the valid rows with the same patient, study time and
+    modality, exact repeats (an export listing a study twice) are dropped after the first, and rows that
+    disagree on the mass are all dropped (which one is right cannot be told)."""
+    studies: dict[tuple, list[int]] = {}
+    for i, key in enumerate(zip(img["patient_id"], img["imaging_datetime"], img["lvm_source"])):
+        if not problems[i]:
+            studies.setdefault(key, []).append(i)
+    for rows in studies.values():
+        if len(rows) < 2:
+            continue
+        masses = [float(img.at[i, "lvm_g"]) for i in rows]
+        if len(set(masses)) == 1:
+            for i in rows[1:]:
+                problems[i].append(f"duplicate of imaging row {rows[0]} (same patient, study time, modality and LVM)")
+        else:
+            listed = ", ".join(map(str, rows))
+            grams = ", ".join(_fmt_num(m) for m in masses)
+            for i in rows:
+                problems[i].append(f"imaging rows {listed} give different lvm_g for the same study ({grams} g)")
+
+
 def pair_ecgs_with_imaging(ecgs: pd.DataFrame, imaging: pd.DataFrame, *, window_days: float = 183,
                            unreadable: Sequence[tuple[str, str]] = ()) -> CohortBuild:
     """Pair imaging LVMs with ECGs, apply the exclusions and count every step (pure, no files).
@@ -839,7 +878,8 @@ def pair_ecgs_with_imaging(ecgs: pd.DataFrame, imaging: pd.DataFrame, *, window_
     imaging CSV columns as text or numbers, ``unreadable`` the ``(path, reason)`` of ECG files
     that could not be read (they are counted and listed in the flow's first ECG step).
 
-    Pairing: an ECG is a candidate for an imaging row of the same patient when
+    An imaging study listed twice counts once; rows giving one study two different masses are
+    excluded. Pairing: an ECG is a candidate for an imaging row of the same patient when
     |ecg_datetime - imaging_datetime| ≤ ``window_days`` days. Among all candidate pairs the closest
     in time are taken first, so each imaging row gets the nearest eligible ECG and no ECG is used
     twice (ties broken by imaging row, then ECG path). Sex comes from the imaging CSV, else the
@@ -870,6 +910,7 @@ def pair_ecgs_with_imaging(ecgs: pd.DataFrame, imaging: pd.DataFrame, *, window_
                 img_problems[i] = [p for p in img_problems[i] if p != "sex is missing"]
     else:
         img_problems = [[p for p in probs if p != "sex is missing"] for probs in img_problems]
+    _flag_repeated_imaging_studies(typed_img, img_problems)
     typed_img["imaging_row"] = range(len(typed_img))
     ex = [{"patient_id": typed_img.at[i, "patient_id"], "imaging_row": i, "reason": "; ".join(img_problems[i])}
           for i in range(len(typed_img)) if img_problems[i]]
@@ -917,7 +958,7 @@ def pair_ecgs_with_imaging(ecgs: pd.DataFrame, imaging: pd.DataFrame, *, window_
     nearest = []
     for r in e.itertuples():
         nearest.append(min(abs(r.ecg_datetime - t) for t in img_times[r.patient_id]))
-    e = e.assign(near_gap=nearest)
+    e = e.assign(near_gap=pd.Series(nearest, index=e.index, dtype="timedelta64[ns]"))  # typed even when empty
     inside = e["near_gap"] <= win
     ex = [{"patient_id": r.patient_id, "ecg_path": r.ecg_path,
            "reason": f"nearest imaging {r.near_gap.total_seconds() / 86400:.1f} days away (window {wtxt})"} for r in e[~inside].itertuples()]
