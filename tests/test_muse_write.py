@@ -109,3 +109,18 @@ def test_wfdb_round_trip_with_cinc_comments(tmp_path):
 def test_writer_rejects_non_records(tmp_path):
     with pytest.raises(TypeError, match="ECGRecord"):
         write_muse_xml(np.zeros((12, 10)), tmp_path / "x.xml")
+
+
+def test_elvmass_reads_back_everything_the_wfdb_writer_stores(tmp_path):
+    # synth --format wfdb writes patient ID, acquisition time, device statements and measurements as
+    # header comments; the reader used to drop them, so cohort build excluded every such ECG
+    # ("no patient ID in file")
+    from elvmass.io import read_ecg
+
+    rec = _record()
+    back = read_ecg(write_wfdb(rec, tmp_path / "r0001", dx_codes=(SNOMED_CODES["LBBB"],)))
+    assert back.patient == rec.patient
+    assert back.acquired_at == rec.acquired_at
+    assert back.measurements == rec.measurements
+    # the device statements come first, then the Dx code as the CinC label
+    assert back.statements == (*rec.statements, "left bundle branch block [SNOMED 164909002]")

@@ -217,3 +217,18 @@ def test_n_counts_the_pairs_left_after_cohort_building(tmp_path):
     build = build_cohort(out.ecg_dir, out.imaging_csv)
     assert len(build.manifest) == 60
     assert set(build.manifest.patient_id) == set(eligible[eligible].index)
+
+
+def test_wfdb_cohort_builds_like_the_muse_one(tmp_path):
+    """--format wfdb must carry patient ID, date, statements and device QRS to cohort building as MUSE does
+    (the reader once dropped them and every WFDB ECG was excluded for lacking a patient ID)."""
+    from elvmass.cohort import build_cohort
+
+    builds = {}
+    for fmt in ("muse", "wfdb"):
+        out = generate_cohort(SynthConfig(n=8, seed=11), tmp_path / fmt, fmt=fmt)
+        builds[fmt] = build_cohort(out.ecg_dir, out.imaging_csv).manifest
+    assert len(builds["wfdb"]) == 8
+    cols = ["patient_id", "ecg_datetime", "lvm_g", "sex", "qrs_ms", "r_axis_deg"]
+    pd.testing.assert_frame_equal(builds["wfdb"][cols], builds["muse"][cols])
+    assert [Path(p).stem for p in builds["wfdb"].ecg_path] == [Path(p).stem for p in builds["muse"].ecg_path]

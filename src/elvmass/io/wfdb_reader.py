@@ -26,7 +26,7 @@ import numpy as np
 
 from elvmass.errors import ECGReadError
 from elvmass.io._assemble import assemble_record, check_sampling_rate
-from elvmass.record import ECGRecord, Patient
+from elvmass.record import DeviceMeasurements, ECGRecord, Patient
 
 #: SNOMED CT codes used in the PhysioNet/CinC Challenge 2020/2021 labels -> statement text.
 SNOMED_STATEMENTS: dict[str, str] = {
@@ -87,21 +87,39 @@ def _number_with_unit(text: str) -> tuple[float | None, str]:
     return (value if math.isfinite(value) else None), match.group(2).lower()
 
 
+#: Header comment keys (lower case, without spaces, ``_`` or ``-``) of device measurements, as
+#: :func:`elvmass.io.muse_write.write_wfdb` and GE MUSE name them -> DeviceMeasurements fields.
+_MEASUREMENT_KEYS = {
+    "ventricularrate": "hr_bpm", "heartrate": "hr_bpm", "hr": "hr_bpm",
+    "printerval": "pr_ms", "qrsduration": "qrs_ms", "qtinterval": "qt_ms", "qtcorrected": "qtc_ms", "qtc": "qtc_ms",
+    "paxis": "p_axis_deg", "raxis": "r_axis_deg", "qrsaxis": "r_axis_deg", "taxis": "t_axis_deg",
+}
+
+
 def parse_header_comments(comments: list[str]) -> dict:
-    """Demographics and statements from WFDB header comments (CinC or PTB-XL style).
+    """Demographics, acquisition time, device measurements and statements from WFDB header comments.
+
+    Understands CinC style (``Age``, ``Sex``, ``Height``, ``Weight``, ``Dx`` SNOMED CT codes), PTB-XL
+    style (lower case) and what :func:`elvmass.io.muse_write.write_wfdb` adds (``PatientID``,
+    ``AcquisitionDate`` in ISO 8601, ``QRSDuration``-style measurements, one ``Statement`` per line;
+    device statements come before the Dx labels).
 
     >>> d = parse_header_comments(["Age: 74", "Sex: Male", "Height: 70 in", "Weight: 150 lb", "Dx: 164909002,10370003"])
     >>> d["age_years"], d["sex"], round(d["height_cm"], 1), round(d["weight_kg"], 1)
     (74.0, 'M', 177.8, 68.0)
     >>> d["statements"]
     ['left bundle branch block [SNOMED 164909002]', 'pacing rhythm [SNOMED 10370003]']
+    >>> d = parse_header_comments(["PatientID: P-7", "AcquisitionDate: 2020-03-04T09:05:07", "QRSDuration: 88"])
+    >>> d["patient_id"], d["acquired_at"].isoformat(), d["measurements"]
+    ('P-7', '2020-03-04T09:05:07', {'qrs_ms': 88.0})
     """
-    out: dict = {"statements": []}
+    out: dict = {"statements": [], "measurements": {}}
+    device_statements: list[str] = []
     for line in comments:
         if ":" not in line:
             continue
         key, _, value = line.partition(":")
-        key = key.strip().lower().lstrip("#").strip()
+        key = re.sub(r"[\s_\-]+", "", key.strip().lower().lstrip("#"))
         value = value.strip()
         if not value or value.lower() in ("nan", "unknown", "none", "n/a"):
             continue
@@ -114,11 +132,11 @@ def parse_header_comments(comments: list[str]) -> dict:
                 out["sex"] = "M"
             elif v in ("f", "female", "woman"):
                 out["sex"] = "F"
-        elif key in ("height", "height_cm", "height (cm)"):
+        elif key in ("height", "heightcm", "height(cm)"):
             h, unit = _number_with_unit(value)
             if h is not None and h > 0:
                 out["height_cm"] = h * 2.54 if unit in ("in", "inch", "inches") else h * 100 if unit == "m" else h
-        elif key in ("weight", "weight_kg", "weight (kg)"):
+        elif key in ("weight", "weightkg", "weight(kg)"):
             w, unit = _number_with_unit(value)
             if w is not None and w > 0:
                 out["weight_kg"] = w * 0.45359237 if unit in ("lb", "lbs", "pound", "pounds") else w
@@ -127,8 +145,20 @@ def parse_header_comments(comments: list[str]) -> dict:
                 if code:
                     text = SNOMED_STATEMENTS.get(code)
                     out["statements"].append(f"{text} [SNOMED {code}]" if text else f"SNOMED CT {code}")
-        elif key in ("patient_id", "patient id", "id"):
+        elif key in ("patientid", "id"):
             out["patient_id"] = value
+        elif key in ("acquisitiondate", "acquisitiondatetime", "acquiredat"):
+            try:
+                out["acquired_at"] = dt.datetime.fromisoformat(value)
+            except ValueError:
+                pass
+        elif key == "statement":
+            device_statements.append(value)
+        elif key in _MEASUREMENT_KEYS:
+            number, _ = _number_with_unit(value)
+            if number is not None:
+                out["measurements"][_MEASUREMENT_KEYS[key]] = number
+    out["statements"] = device_statements + out["statements"]
     return out
 
 
@@ -364,7 +394,7 @@ def _record_from_wfdb(rec, signals: np.ndarray, base: Path, shown: Path) -> ECGR
         pairs.append((name, signals[i] if factor == 1.0 else signals[i] * factor))
 
     info = parse_header_comments(list(rec.comments or []))
-    acquired_at = None
+    acquired_at = info.get("acquired_at")
     if rec.base_date is not None:
         acquired_at = dt.datetime.combine(rec.base_date, rec.base_time or dt.time())
     if not any(k in info for k in ("age_years", "sex", "height_cm", "weight_kg")):
@@ -389,6 +419,7 @@ def _record_from_wfdb(rec, signals: np.ndarray, base: Path, shown: Path) -> ECGR
         source_format="wfdb",
         patient=patient,
         acquired_at=acquired_at,
+        measurements=DeviceMeasurements(**info.get("measurements", {})),
         statements=tuple(info.get("statements", ())),
     )
 
