@@ -19,7 +19,7 @@ from elvmass.signal.beats import NoBeatError, _choose_beat, median_template, vie
 from elvmass.signal.config import SignalConfig
 from elvmass.signal.criteria import CRITERIA_KEYS, voltage_criteria
 from elvmass.signal.fiducials import FIDUCIAL_NAMES, locate_fiducials, measure_beat
-from elvmass.signal.filters import bandpass_filter
+from elvmass.signal.filters import MIN_FILTER_SAMPLES, bandpass_filter
 from elvmass.signal.peaks import _peaks_on_combined, combine_leads
 from elvmass.signal.quality import assess_quality, is_blocking
 
@@ -129,17 +129,25 @@ def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: n
     if not isinstance(record, ECGRecord):
         raise TypeError(f"analyze_ecg needs an ECGRecord (see elvmass.read_ecg), got {type(record).__name__}")
     fs = record.fs_hz
-    filtered = bandpass_filter(record.signal_mv, fs, config.low_hz, config.high_hz, config.notch_hz)
-    r_peaks = _peaks_on_combined(combine_leads(filtered), fs)
-    beat, median_corr = _choose_beat(filtered, fs, r_peaks, config.beat_before_s, config.beat_after_s)
     flags = list(record.flags)
-    flags += [f for f in assess_quality(record.signal_mv, filtered, fs, r_peaks, beat_correlation=median_corr) if f not in flags]
-
     fid_ms = {k: math.nan for k in FIDUCIAL_NAMES}
     measured = {k: math.nan for k in MEASURED_KEYS}
     criteria = {k: (None if k.endswith(("_positive", "_probable")) else math.nan) for k in CRITERIA_KEYS}
     beat_mv = None
     start_s = end_s = math.nan
+    if record.signal_mv.shape[-1] < MIN_FILTER_SAMPLES:  # a stub of a record: nothing to filter or cut
+        flags += [f for f in ("too_few_beats", "no_beat") if f not in flags]
+        return ECGAnalysis(
+            r_peaks_s=np.zeros(0), beat_start_s=start_s, beat_end_s=end_s, flags=tuple(flags), fiducials_ms=fid_ms,
+            measured=measured, criteria=criteria, view=np.full((12, config.view_length), np.nan, dtype=np.float32),
+            fs_hz=fs, config=config, source_path=record.source_path, sex=record.patient.sex,
+            device=record.measurements.as_dict(),
+        )
+    filtered = bandpass_filter(record.signal_mv, fs, config.low_hz, config.high_hz, config.notch_hz)
+    r_peaks = _peaks_on_combined(combine_leads(filtered), fs)
+    beat, median_corr = _choose_beat(filtered, fs, r_peaks, config.beat_before_s, config.beat_after_s)
+    flags += [f for f in assess_quality(record.signal_mv, filtered, fs, r_peaks, beat_correlation=median_corr) if f not in flags]
+
     try:
         view = view_from_filtered(filtered, fs, r_peaks, beat, config, rng)
     except NoBeatError:

@@ -18,6 +18,7 @@ with one working buffer for all leads instead of scipy's chain of copies.
 from __future__ import annotations
 
 import threading
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -25,6 +26,9 @@ from scipy import signal as _sps
 
 #: Butterworth order per pass (doubled by forward-backward filtering).
 FILTER_ORDER = 2
+
+#: fewer samples than this cannot be filtered (the forward-backward pass needs a padded edge).
+MIN_FILTER_SAMPLES = 8
 
 
 @lru_cache(maxsize=64)
@@ -148,14 +152,16 @@ def bandpass_filter(
         x = x.astype(np.float64)
     if not np.isfinite(x).all():
         x = x.astype(np.float64)
-        med = np.nanmedian(np.where(np.isfinite(x), x, np.nan), axis=-1, keepdims=True)
+        with warnings.catch_warnings():  # a lead with no finite sample at all is filled with 0 (flagged flat later)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(np.where(np.isfinite(x), x, np.nan), axis=-1, keepdims=True)
         med = np.nan_to_num(med)
         x = np.where(np.isfinite(x), x, np.broadcast_to(med, x.shape))
     sos, zi = _band_sos_zi(float(fs_hz), float(low_hz), float(high_hz), None if notch_hz is None else float(notch_hz))
     if sos.shape[0] == 0:
         return x.astype(np.float32)
     n = x.shape[-1]
-    if n < 8:
+    if n < MIN_FILTER_SAMPLES:
         raise ValueError(f"signal too short to filter ({n} samples)")
     # odd extension of up to 1 s at each end keeps the 0.5 Hz high-pass transient out of the record
     padlen = min(int(fs_hz), n - 1)
