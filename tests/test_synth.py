@@ -232,3 +232,16 @@ def test_wfdb_cohort_builds_like_the_muse_one(tmp_path):
     cols = ["patient_id", "ecg_datetime", "lvm_g", "sex", "qrs_ms", "r_axis_deg"]
     pd.testing.assert_frame_equal(builds["wfdb"][cols], builds["muse"][cols])
     assert [Path(p).stem for p in builds["wfdb"].ecg_path] == [Path(p).stem for p in builds["muse"].ecg_path]
+
+
+def test_regenerating_into_a_folder_leaves_no_ecgs_of_the_previous_cohort(tmp_path):
+    """A second run with another seed, size or format into the same folder must not leave the first run's
+    ECG files behind: they carry the same patient IDs (SYN00001...) and cohort building would pair them
+    with the new imaging.csv. Files the generator does not name are left alone."""
+    generate_cohort(SynthConfig(n=4, seed=0), tmp_path, fmt="wfdb")
+    (tmp_path / "ecgs" / "my_notes.txt").write_text("keep me")
+    out = generate_cohort(SynthConfig(n=1, seed=1), tmp_path)
+    on_disk = sorted(p.name for p in out.ecg_dir.iterdir())
+    assert on_disk == sorted([p.name for p in out.ecg_paths] + ["my_notes.txt"])
+    truth = pd.read_csv(out.truth_csv)
+    assert sorted(truth.ecg_file.map(lambda s: Path(s).name)) == sorted(p.name for p in out.ecg_paths)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -33,7 +34,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from elvmass.atomic import atomic_write
+from elvmass.atomic import atomic_write, atomic_write_text
 from elvmass.errors import ElvmassError
 from elvmass.io.muse_write import SNOMED_CODES, write_muse_xml, write_wfdb
 from elvmass.record import DeviceMeasurements, ECGRecord, Patient
@@ -230,6 +231,19 @@ def simulate_patient(index: int, cfg: SynthConfig) -> tuple[list[ECGRecord], lis
     return records, truths, imaging, dxs
 
 
+#: Names of the ECG files the generator writes (any profile, either format).
+_GENERATED_ECG_NAME = re.compile(r"^(?:%s)\d{5}_\d+\.(?:xml|hea|dat)$" % "|".join(sorted({p.id_prefix for p in PROFILES.values()})))
+
+
+def _remove_stale_ecgs(ecg_dir: Path, written: list[Path]) -> None:
+    """Delete generator-named ECG files a previous run left in ``ecg_dir`` that this run did not write:
+    they reuse this run's patient IDs, so cohort building would pair them with the new imaging.csv."""
+    keep = {p.name for p in written} | {p.with_suffix(".dat").name for p in written if p.suffix == ".hea"}
+    for p in ecg_dir.iterdir():
+        if p.is_file() and _GENERATED_ECG_NAME.match(p.name) and p.name not in keep:
+            p.unlink()
+
+
 def generate_cohort(
     config: SynthConfig,
     out_dir,
@@ -240,7 +254,8 @@ def generate_cohort(
     """Simulate patients until ``config.n`` are eligible, and write their ECGs (``fmt`` 'muse' or 'wfdb'), imaging.csv and truth.csv.
 
     ``progress(i, n)`` is called after each patient. Existing files of the same names are
-    replaced; other files in ``out_dir`` are left alone.
+    replaced, ECG files of an earlier run that this one does not write are removed (they would
+    reuse its patient IDs); other files in ``out_dir`` are left alone.
     """
     if fmt not in ("muse", "wfdb"):
         raise ElvmassError(f"unknown format {fmt!r}; use 'muse' or 'wfdb'")
@@ -267,6 +282,7 @@ def generate_cohort(
             truth_rows.append(tr)
         if progress is not None:
             progress(n_eligible, config.n)
+    _remove_stale_ecgs(ecg_dir, paths)
     imaging_df = pd.DataFrame(imaging_rows, columns=list(IMAGING_COLUMNS))
     truth_df = pd.DataFrame(truth_rows)
     front = ["patient_id", "ecg_index", "ecg_file"]
@@ -275,7 +291,7 @@ def generate_cohort(
     _atomic_csv(imaging_df, imaging_csv)
     _atomic_csv(truth_df, truth_csv)
     cfg_path = out / "synth_config.json"
-    cfg_path.write_text(json.dumps({"config": config.to_dict(), "format": fmt}, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(cfg_path, json.dumps({"config": config.to_dict(), "format": fmt}, indent=2, sort_keys=True) + "\n")
     return SynthOutput(out, ecg_dir, imaging_csv, truth_csv, paths, n_patients, truth_df, imaging_df)
 
 
