@@ -101,3 +101,18 @@ def test_reads_what_the_muse_writer_writes(real, tmp_path):
     assert back.acquired_at == rec.acquired_at
     assert back.statements == rec.statements
     assert back.flags == ()
+
+
+def test_array_format_follows_the_content_or_the_forced_format_not_the_extension(real, tmp_path):
+    # a NumPy file without its .npy extension is detected as npy; it used to be parsed as CSV text
+    # ("not a text CSV file"), and so was any file forced with format="npy"
+    with open(tmp_path / "ecg_export", "wb") as fh:
+        np.save(fh, real.signal_mv)
+    rec = read_ecg(tmp_path / "ecg_export", fs_hz=500)
+    assert rec.source_format == "npy" and np.array_equal(rec.signal_mv, real.signal_mv)
+    (tmp_path / "ecg.dat").write_bytes((tmp_path / "ecg_export").read_bytes())
+    assert np.array_equal(read_ecg(tmp_path / "ecg.dat", fs_hz=500, format="npy").signal_mv, real.signal_mv)
+    # and a CSV under another name, forced
+    np.savetxt(tmp_path / "ecg.txt", real.signal_mv.T, delimiter=",", fmt="%.4f")
+    rec = read_ecg(tmp_path / "ecg.txt", fs_hz=500, format="csv")
+    assert rec.source_format == "csv" and np.abs(rec.signal_mv - real.signal_mv).max() < 1e-4

@@ -136,7 +136,7 @@ def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None) -> 
     if fmt in ("npy", "csv"):
         from elvmass.io.arrays import read_array_ecg
 
-        return read_array_ecg(path, fs_hz=fs_hz)
+        return read_array_ecg(path, fs_hz=fs_hz, fmt=fmt)
     from elvmass.io.vendor import read_vendor_ecg
 
     return read_vendor_ecg(path, fmt)

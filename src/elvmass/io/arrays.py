@@ -87,12 +87,26 @@ def _read_csv(path: Path) -> tuple[list[str], np.ndarray]:
     return list(_default_names(values.shape[1], path)), values.T
 
 
-def read_array_ecg(path, *, fs_hz: float | None) -> ECGRecord:
-    """Read a ``.npy`` or ``.csv`` array of samples in mV at the stated rate ``fs_hz``."""
+def read_array_ecg(path, *, fs_hz: float | None, fmt: str | None = None) -> ECGRecord:
+    """Read a NumPy (``fmt="npy"``) or CSV (``"csv"``) array of samples in mV at the stated rate ``fs_hz``.
+
+    Without ``fmt`` a file is NumPy when it starts with NumPy's magic bytes or ends in ``.npy``, else CSV.
+    """
     path = Path(path)
     if fs_hz is None:
         raise ECGReadError(path, "array files store no sampling rate: give fs_hz (on the command line --fs-hz)")
     fs = check_sampling_rate(path, fs_hz)
-    names, array = _read_npy(path) if path.suffix.lower() == ".npy" else _read_csv(path)
-    fmt = "npy" if path.suffix.lower() == ".npy" else "csv"
+    if fmt is None:
+        fmt = "npy" if path.suffix.lower() == ".npy" or _has_npy_magic(path) else "csv"
+    if fmt not in ("npy", "csv"):
+        raise ECGReadError(path, f"internal: {fmt!r} is not an array format")
+    names, array = _read_npy(path) if fmt == "npy" else _read_csv(path)
     return assemble_record(path, list(zip(names, array)), [fs] * len(names), source_format=fmt)
+
+
+def _has_npy_magic(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(6) == b"\x93NUMPY"
+    except OSError:
+        return False
