@@ -34,7 +34,8 @@ def test_inspect_json_for_dicom_and_muse(shared_data):
     assert first["n_samples"] == 10000 and len(first["leads"]) == 12 and first["leads"][0] == "I"
     assert first["measurements"]["qrs_ms"] == 75.0
     assert [first["measurements"][k] for k in ("p_axis_deg", "r_axis_deg", "t_axis_deg")] == [74.0, 52.0, 57.0]
-    assert first["patient"] == {"age_years": 42.0, "sex": "F", "height_cm": None, "weight_kg": None}
+    assert first["patient"] == {"patient_id": "642341", "age_years": 42.0, "sex": "F", "height_cm": None,
+                                "weight_kg": None}
     assert set(first["measurements"]) >= {"hr_bpm", "pr_ms", "qrs_ms", "qt_ms", "p_axis_deg", "r_axis_deg", "t_axis_deg"}
     assert second["format"] == "ge_muse_xml" and second["measurements"]["qrs_ms"] == 78.0 and second["flags"] == []
 
@@ -102,3 +103,20 @@ def test_console_script_bad_file_one_line_no_traceback(tmp_path):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and str(bad) in lines[0]
     assert "ptbxl_00136_hr.hea" in proc.stdout
+
+
+def test_inspect_plot_into_an_existing_folder_names_pngs_after_the_ecgs(shared_data, tmp_path):
+    # `--plot plots/` used to fail with "Is a directory: '/tmp/.tmp-...' -> 'plots'"
+    files = [shared_data / "vendor" / "ge-muse-xml" / "muse_ecg1.xml", shared_data / "vendor" / "ge-muse-xml" / "muse_ecg2.xml",
+             shared_data / "ptbxl-sample" / "records100" / "00000" / "00001_lr.hea"]
+    (tmp_path / "plots").mkdir()
+    result = CliRunner().invoke(app, ["inspect", "--json", "--plot", str(tmp_path / "plots")] + [str(f) for f in files])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["00001_lr.png", "muse_ecg1.png", "muse_ecg2.png"]
+
+
+def test_inspect_json_carries_the_patient_id_the_text_shows(shared_data):
+    # cohort building matches on this ID, so a script reading --json needs it as much as a person does
+    muse = shared_data / "vendor" / "ge-muse-xml" / "muse_ecg1.xml"
+    result = CliRunner().invoke(app, ["inspect", "--json", str(muse)])
+    assert _json_lines(result.stdout)[0]["patient"]["patient_id"] == "JAX01234"

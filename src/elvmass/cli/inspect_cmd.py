@@ -30,7 +30,8 @@ def inspect_json(record: ECGRecord, path) -> dict:
         "n_samples": record.n_samples,
         "duration_s": round(record.duration_s, 3),
         "acquired_at": record.acquired_at.isoformat() if record.acquired_at else None,
-        "patient": {"age_years": p.age_years, "sex": p.sex, "height_cm": p.height_cm, "weight_kg": p.weight_kg},
+        "patient": {"patient_id": p.patient_id, "age_years": p.age_years, "sex": p.sex, "height_cm": p.height_cm,
+                    "weight_kg": p.weight_kg},
         "measurements": {k: m[k] for k in _MEASUREMENT_KEYS},
         "statements": list(record.statements),
         "flags": list(record.flags),
@@ -67,8 +68,17 @@ def _print_text(record: ECGRecord, path) -> None:
     console.print("\n".join(lines), highlight=False, markup=True, soft_wrap=True)
 
 
-def plot_path_for(base: Path, index: int) -> Path:
-    """``out.png`` for the first file, ``out-2.png``, ``out-3.png``... for the next ones."""
+def plot_path_for(base: Path, index: int, ecg_path=None, taken: set[Path] | None = None) -> Path:
+    """``out.png`` for the first file, ``out-2.png``, ``out-3.png``... for the next ones; when ``base`` is an
+    existing folder, ``<folder>/<ECG file stem>.png`` (``-2``, ``-3``... added where stems repeat)."""
+    if base.is_dir() and ecg_path is not None:
+        stem = Path(ecg_path).stem or "ecg"
+        out, k = base / f"{stem}.png", 2
+        while taken is not None and out in taken:
+            out, k = base / f"{stem}-{k}.png", k + 1
+        if taken is not None:
+            taken.add(out)
+        return out
     if index <= 1:
         return base
     return base.with_name(f"{base.stem}-{index}{base.suffix or '.png'}")
@@ -96,7 +106,8 @@ def inspect(
     ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file, one per line."),
     plot: Path = typer.Option(
-        None, "--plot", help="Draw each ECG in the 4x3 + rhythm-strip paper layout: out.png, out-2.png, ..."
+        None, "--plot", help="Draw each ECG in the 4x3 + rhythm-strip paper layout: out.png, out-2.png, ...; "
+        "an existing folder gets one <ECG name>.png per file."
     ),
     fs_hz: float = typer.Option(None, "--fs-hz", help="Sampling rate of .npy/.csv array files (they store none)."),
     example: bool = typer.Option(False, "--example", help="Inspect the bundled example ECG (PTB-XL record 136)."),
@@ -111,6 +122,7 @@ def inspect(
         report_error("give one or more ECG files (or --example)")
         raise typer.Exit(2)
     failed = 0
+    plotted: set[Path] = set()
     for index, path in enumerate(_expand(paths), start=1):
         try:
             record = read_ecg(path, fs_hz=fs_hz)
@@ -129,7 +141,7 @@ def inspect(
         if plot is not None:
             from elvmass.io.plot import plot_ecg_paper
 
-            out = plot_path_for(plot, index)
+            out = plot_path_for(plot, index, path, plotted)
             try:
                 plot_ecg_paper(record, out)
             except (OSError, ValueError) as exc:
