@@ -234,3 +234,19 @@ def test_cohort_build_reads_semicolon_separated_imaging_csv(shared_data, tmp_pat
     assert res.exit_code == 0, res.output
     ex = pd.read_csv(tmp_path / "m.excluded.csv")
     assert ex["reason"].iloc[0].startswith("lvm_g '150,5' is not a number")
+
+
+def test_cohort_build_reads_a_windows_1252_imaging_export_and_names_an_unwritable_manifest(shared_data, tmp_path):
+    # Excel on Windows saves CSV in Windows-1252: "Müller" is the byte 0xFC, not UTF-8
+    (tmp_path / "imaging.csv").write_bytes(
+        "patient_id,imaging_datetime,lvm_g,lvm_source,sex\nJAX01234,2021-05-01,150,mr,M\nMüller,2021-05-01,90,mr,F\n"
+        .encode("cp1252"))
+    res = _build_json(shared_data / "vendor" / "ge-muse-xml", tmp_path / "imaging.csv", tmp_path / "m.csv")
+    assert res.exit_code == 0, res.output
+    ex = pd.read_csv(tmp_path / "m.excluded.csv")
+    assert "Müller" in ex["patient_id"].tolist()
+    # a manifest that cannot be written is named in the one-line error (not a temporary file's name)
+    (tmp_path / "file").write_text("")
+    res = _build_json(shared_data / "vendor" / "ge-muse-xml", tmp_path / "imaging.csv", tmp_path / "file" / "m.csv")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.stderr.startswith(f"error: cannot write {tmp_path / 'file' / 'm.csv'}")

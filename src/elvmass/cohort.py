@@ -169,8 +169,13 @@ def _csv_separator(path: Path) -> str:
 
 
 def _read_text_table(path: Path) -> pd.DataFrame:
-    """A CSV (comma, semicolon or tab separated, with or without a byte-order mark) with every cell as text."""
-    return pd.read_csv(path, sep=_csv_separator(path), dtype=str, encoding="utf-8-sig", skipinitialspace=True)
+    """A CSV (comma, semicolon or tab separated; UTF-8 with or without a byte-order mark, else
+    Windows-1252 as Excel on Windows saves it) with every cell as text."""
+    sep = _csv_separator(path)
+    try:
+        return pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8-sig", skipinitialspace=True)
+    except UnicodeDecodeError:
+        return pd.read_csv(path, sep=sep, dtype=str, encoding="cp1252", skipinitialspace=True)
 
 
 def read_manifest(path) -> pd.DataFrame:

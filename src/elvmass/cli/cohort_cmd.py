@@ -58,14 +58,15 @@ def build_cmd(
                     progress.update(task, completed=i, total=n)
 
                 build = build_cohort(ecg_dir, imaging, window_days=window_days, progress=tick)
+    except (ElvmassError, ValueError, OSError) as exc:
+        report_error(str(exc))
+        raise typer.Exit(2)
+    try:
         manifest_path = write_manifest(build.manifest, out, relative_paths=True)
         flow_path = write_table(build.flow, flow_path_for(out))
         excluded_path = write_table(build.excluded, excluded_path_for(out))
-    except ElvmassError as exc:
-        report_error(str(exc))
-        raise typer.Exit(2)
-    except (ValueError, OSError) as exc:
-        report_error(str(exc))
+    except OSError as exc:
+        report_error(f"cannot write {out} ({exc.strerror or exc})")
         raise typer.Exit(2)
 
     n_pairs = len(build.manifest)
