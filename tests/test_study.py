@@ -65,6 +65,9 @@ def test_results_json_schema(study_run):
         assert (out / name).is_file(), name
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5
+    # the report states the run time that results.json records (it used to say 0 s: written before timing)
+    assert results["elapsed_s"] >= 1.0
+    assert f"run time {results['elapsed_s']:.0f} s" in html
     table = (out / "table_performance.md").read_text()
     assert "Demographics only" in table and "eLVMass-Net (female model)" in table
 
