@@ -65,8 +65,8 @@ def build_cmd(
         manifest_path = write_manifest(build.manifest, out, relative_paths=True)
         flow_path = write_table(build.flow, flow_path_for(out))
         excluded_path = write_table(build.excluded, excluded_path_for(out))
-    except OSError as exc:
-        report_error(f"cannot write {out} ({exc.strerror or exc})")
+    except (OSError, ValueError) as exc:
+        report_error(f"cannot write {out} ({getattr(exc, 'strerror', None) or exc})")
         raise typer.Exit(2)
 
     n_pairs = len(build.manifest)
