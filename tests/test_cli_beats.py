@@ -51,3 +51,31 @@ def test_beats_bad_file_is_one_error_line(shared_data, tmp_path):
 def test_beats_rejects_bad_option(shared_data):
     res = runner.invoke(app, ["beats", str(shared_data / "vendor/ge-muse-xml/muse_ecg1.xml"), "--view", "two_beats"])
     assert res.exit_code == 2 and "view" in res.stderr
+
+
+def test_beats_plot_problems_are_one_line_and_plots_go_into_a_folder(shared_data, tmp_path):
+    muse = shared_data / "vendor/ge-muse-xml/muse_ecg1.xml"
+    (tmp_path / "file").write_text("")
+    res = runner.invoke(app, ["beats", str(muse), "--json", "--plot", str(tmp_path / "file" / "beat.png")])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception  # not a traceback
+    assert f"cannot write plot {tmp_path / 'file' / 'beat.png'}" in res.stderr
+    (tmp_path / "plots").mkdir()
+    ptb = shared_data / "ptbxl-sample/records500/00000/00001_hr.hea"
+    res = runner.invoke(app, ["beats", str(muse), str(ptb), "--json", "--plot", str(tmp_path / "plots")])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["00001_hr.png", "muse_ecg1.png"]
+
+
+def test_beats_reads_array_files_with_the_rate_its_error_asks_for(shared_data, tmp_path):
+    # the error for an array file says "give --fs-hz", so beats must have that option
+    import numpy as np
+
+    from elvmass import read_ecg
+
+    np.save(tmp_path / "ecg.npy", read_ecg(shared_data / "ptbxl-sample/records500/00000/00001_hr").signal_mv)
+    res = runner.invoke(app, ["beats", str(tmp_path / "ecg.npy"), "--json"])
+    assert res.exit_code == 1 and "--fs-hz" in res.stderr
+    res = runner.invoke(app, ["beats", str(tmp_path / "ecg.npy"), "--json", "--fs-hz", "500"])
+    assert res.exit_code == 0, res.output
+    ref = runner.invoke(app, ["beats", str(shared_data / "ptbxl-sample/records500/00000/00001_hr"), "--json"])
+    assert json.loads(res.stdout)["r_peaks_s"] == json.loads(ref.stdout)["r_peaks_s"]

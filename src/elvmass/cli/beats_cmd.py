@@ -28,6 +28,10 @@ def _fmt(v, nd: int = 0, unit: str = "") -> str:
 
 
 def _plot_path(out: Path, src: Path, n_files: int) -> Path:
+    """``out`` for one file, ``<out stem>-<file stem>.png`` for several, ``<folder>/<file stem>.png`` when
+    ``out`` is an existing folder."""
+    if out.is_dir():
+        return out / f"{src.stem or 'ecg'}.png"
     if n_files == 1:
         return out
     return out.with_name(f"{out.stem}-{src.stem}{out.suffix or '.png'}")
@@ -110,6 +114,7 @@ def beats(
     low_hz: float = typer.Option(0.5, help="Band-pass low cut (Hz)."),
     high_hz: float = typer.Option(40.0, help="Band-pass high cut (Hz)."),
     notch_hz: float | None = typer.Option(None, help="Mains notch (50 or 60 Hz); off by default."),
+    fs_hz: float | None = typer.Option(None, "--fs-hz", help="Sampling rate of .npy/.csv array files (they store none)."),
 ) -> None:
     """R peaks, beat window, quality flags, fiducials, measured QRS/axes and voltage criteria of each ECG."""
     from elvmass import read_ecg
@@ -123,14 +128,20 @@ def beats(
     failed = 0
     for path in files:
         try:
-            analysis = analyze_ecg(read_ecg(path), config)
+            analysis = analyze_ecg(read_ecg(path, fs_hz=fs_hz), config)
             analysis.source_path = str(path)
-            if plot is not None:
-                plot_beat(analysis, _plot_path(plot, path, len(files)))
         except ElvmassError as exc:
             report_error(str(exc))
             failed += 1
             continue
+        if plot is not None:
+            out = _plot_path(plot, path, len(files))
+            try:
+                plot_beat(analysis, out)
+            except (OSError, ValueError) as exc:
+                report_error(f"{path}: cannot write plot {out} ({getattr(exc, 'strerror', None) or exc})")
+                failed += 1
+                continue
         if json_out:
             print_json_line(analysis.to_json_dict())
         else:
