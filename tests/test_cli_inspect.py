@@ -120,3 +120,18 @@ def test_inspect_json_carries_the_patient_id_the_text_shows(shared_data):
     muse = shared_data / "vendor" / "ge-muse-xml" / "muse_ecg1.xml"
     result = CliRunner().invoke(app, ["inspect", "--json", str(muse)])
     assert _json_lines(result.stdout)[0]["patient"]["patient_id"] == "JAX01234"
+
+
+def test_error_line_prints_bracketed_file_names_literally(tmp_path):
+    """Rich markup in a file name ('[archive]', '[bold]') is printed as written, never interpreted."""
+    from typer.testing import CliRunner
+
+    from elvmass.cli import app
+
+    bad = tmp_path / "[archive]" / "[bold]ecg.xml"
+    bad.parent.mkdir()
+    bad.write_text("not an ECG")
+    res = CliRunner().invoke(app, ["inspect", str(bad)])
+    assert res.exit_code == 1
+    assert "[archive]" in res.stderr and "[bold]ecg.xml" in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout

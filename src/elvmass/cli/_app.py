@@ -63,7 +63,10 @@ def print_json_line(obj) -> None:
 
 def report_error(message: str) -> None:
     """One line on stderr naming the file/row and the problem; never a traceback."""
-    err_console.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # file names and problems are data, not markup: "[archive]" in a path must print as written
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> None:
