@@ -75,10 +75,13 @@ def bland_altman_figure(pred: pd.DataFrame, models: list[str] | None = None) -> 
 
 
 def _roc(y: np.ndarray, s: np.ndarray):
+    """(false-positive rate, true-positive rate), one point per distinct score (tied cases enter together,
+    so the curve's trapezoid area is the c-statistic with ties counted one half)."""
     order = np.argsort(-s, kind="mergesort")
-    y = y[order]
-    tps = np.concatenate([[0], np.cumsum(y)])
-    fps = np.concatenate([[0], np.cumsum(~y)])
+    y, s = y[order], s[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tps = np.concatenate([[0], np.cumsum(y)[last_of_tie]])
+    fps = np.concatenate([[0], np.cumsum(~y)[last_of_tie]])
     return fps / max(1, (~y).sum()), tps / max(1, y.sum())
 
 
