@@ -100,3 +100,46 @@ def test_predict_library_matches_cli(bundle_dir, muse_files):
     assert not errors
     res = CliRunner().invoke(app, ["predict", "--model", str(bundle_dir), *map(str, muse_files), "--json"])
     assert [round(p.lvm_g, 1) for p in preds] == [line["lvm_g"] for line in _json_lines(res.stdout)]
+
+
+def test_predict_reproduces_the_training_pipeline_exactly(bundle_dir):
+    """predict on a training file, with the manifest's demographics, gives exactly what the study
+    pipeline (cached views, scalar table, the model's own scaler) gives for that row."""
+    import numpy as np
+
+    from elvmass.bundle import load_bundle
+    from elvmass.evaluate.study import load_study_manifest
+    from elvmass.features import cohort_features
+    from elvmass.predict import predict_files
+
+    bundle = load_bundle(bundle_dir)
+    df, _ = load_study_manifest(bundle_dir.parent / "manifest.csv")
+    feats = cohort_features(df.head(6), bundle.signal_config, cache_dir=bundle_dir.parent / ".elvmass-cache")
+    m = feats.manifest
+    assert set(m["sex"]) == {"M", "F"}
+    for i, row in m.iterrows():
+        (pred,), errors = predict_files(bundle, [row.ecg_path], age_years=row.age_years, height_cm=row.height_cm,
+                                        weight_kg=row.weight_kg)
+        assert not errors
+        assert pred.model == {"M": "elvmassnet_male", "F": "elvmassnet_female"}[row.sex]
+        scaler = bundle.scalers[pred.model]
+        demo, par, _ = scaler.transform(feats.scalars.iloc[[i]])
+        expected = scaler.to_grams(bundle.run(pred.model, feats.views[[i]], demo, par))[0]
+        assert pred.lvm_g == pytest.approx(expected, abs=1e-6)
+        assert pred.lvmi_g_m2 == pytest.approx(expected / row.bsa_m2, rel=1e-9)
+
+
+def test_a_1000_hz_dicom_is_resampled_to_the_bundle_rate(bundle_dir, shared_data):
+    """The genuine DICOM waveform is 1000 Hz; the bundle was trained at its own view rate. The view is
+    cut at the bundle's rate, so the prediction matches the same ECG given at 500 or 250 Hz."""
+    from elvmass import read_ecg
+    from elvmass.bundle import load_bundle
+    from elvmass.predict import predict_record
+
+    bundle = load_bundle(bundle_dir)
+    rec = read_ecg(shared_data / "vendor" / "dicom" / "waveform_ecg.dcm")
+    assert rec.fs_hz == 1000.0 and rec.patient.sex == "F"
+    p1000 = predict_record(bundle, rec)
+    assert p1000.model == "elvmassnet_female" and 40.0 < p1000.lvm_g < 250.0
+    for fs in (500.0, 250.0):
+        assert predict_record(bundle, rec.resampled(fs)).lvm_g == pytest.approx(p1000.lvm_g, abs=0.5)
