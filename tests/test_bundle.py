@@ -152,3 +152,34 @@ def test_ecg_only_model_round_trip_and_onnx(tmp_path):
     a = load_bundle(tmp_path / "b").run("elvmassnet", x, empty, empty)
     b = load_bundle(tmp_path / "b", engine="onnx").run("elvmassnet", x, empty, empty)
     assert np.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("hashes_text", ['{"files": ["bundle.json"]}', '["bundle.json"]', '{"files": {"bundle.json": 5}}',
+                                         '{"algorithm": "sha256"}', "not json"])
+def test_malformed_hash_list_is_one_bundle_error(trained_bundle, tmp_path, hashes_text):
+    """A damaged hashes.json is refused with BundleError (one line in the CLI), never an AttributeError traceback."""
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(trained_bundle, copy)
+    (copy / "hashes.json").write_text(hashes_text)
+    with pytest.raises(BundleError, match="hashes.json"):
+        load_bundle(copy)
+
+
+def test_hash_consistent_but_malformed_config_is_one_bundle_error(trained_bundle, tmp_path):
+    """bundle.json rewritten with matching hashes (not tampering, e.g. a hand-edited bundle) but the wrong shape."""
+    import hashlib
+    import shutil
+
+    for text in ("[1, 2]", '{"format": "elvmass-model-bundle", "format_version": 1, "models": []}',
+                 '{"format": "elvmass-model-bundle", "format_version": 1, "signal": {}, "models": {"elvmassnet": 3}}'):
+        copy = tmp_path / "model"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(trained_bundle, copy)
+        (copy / "bundle.json").write_text(text)
+        hashes = json.loads((copy / "hashes.json").read_text())
+        hashes["files"]["bundle.json"] = hashlib.sha256(text.encode()).hexdigest()
+        (copy / "hashes.json").write_text(json.dumps(hashes))
+        with pytest.raises(BundleError):
+            load_bundle(copy)

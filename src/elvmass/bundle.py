@@ -184,6 +184,8 @@ def verify_bundle(path) -> dict:
         recorded = json.loads(hpath.read_text(encoding="utf-8"))["files"]
     except (ValueError, KeyError, TypeError) as exc:
         raise BundleError(f"{hpath}: unreadable hash list ({exc})") from exc
+    if not isinstance(recorded, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in recorded.items()):
+        raise BundleError(f"{hpath}: unreadable hash list (expected \"files\": {{file name: SHA-256 hex digest}})")
     if CONFIG_NAME not in recorded:
         raise BundleError(f"{hpath}: {CONFIG_NAME} is not covered by the hash list")
     for fname, digest in recorded.items():
@@ -199,12 +201,18 @@ def verify_bundle(path) -> dict:
         config = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8"))
     except ValueError as exc:
         raise BundleError(f"{path / CONFIG_NAME}: invalid JSON ({exc})") from exc
-    if config.get("format") != BUNDLE_FORMAT:
+    if not isinstance(config, dict) or config.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path / CONFIG_NAME}: not an elvmass model bundle")
-    if int(config.get("format_version", 0)) > BUNDLE_FORMAT_VERSION:
+    models = config.get("models")
+    if not isinstance(models, dict) or not models or not all(isinstance(e, dict) for e in models.values()):
+        raise BundleError(f"{path / CONFIG_NAME}: no models listed (expected \"models\": {{name: {{weights, net, scaler}}}})")
+    version = config.get("format_version", 0)
+    if not isinstance(version, int):
+        raise BundleError(f"{path / CONFIG_NAME}: format_version must be an integer, got {version!r}")
+    if version > BUNDLE_FORMAT_VERSION:
         raise BundleError(f"{path}: bundle format {config.get('format_version')} is newer than this elvmass supports "
                           f"({BUNDLE_FORMAT_VERSION}); upgrade elvmass")
-    for name, entry in config.get("models", {}).items():
+    for name, entry in models.items():
         for key in ("weights", "onnx"):
             if (key == "weights" or entry.get(key)) and entry.get(key) not in recorded:
                 raise BundleError(f"{path}: {key} of model {name!r} are not covered by {HASHES_NAME}")
