@@ -69,28 +69,39 @@ def make_splits(
     The validation set is stratified the same way: the remaining patients, in LVM order,
     every ``round(1 / val_fraction)``-th one (offset by the fold number) is held out.
     """
-    if not 0 < val_fraction < 0.5:
-        raise ValueError("val_fraction must be between 0 and 0.5")
+    step = _val_step(val_fraction)
     folds = assign_folds(df, n_folds, target=target, patient_col=patient_col)
     rank = _patient_order(df, target, patient_col).to_numpy()
-    keep = np.ones(len(df), bool)
-    if sex is not None:
-        if sex not in ("M", "F"):
-            raise ValueError(f"sex must be 'M' or 'F', got {sex!r}")
-        keep = (df["sex"].astype(str).to_numpy() == sex)
-    step = max(2, int(round(1.0 / val_fraction)))
+    keep = _sex_mask(df, sex)
     rows = np.arange(len(df))
     splits = []
     for k in range(n_folds):
         test = rows[(folds == k) & keep]
-        rest = (folds != k) & keep
-        # rank the remaining patients among themselves, then every step-th is validation
-        rest_ranks = np.unique(rank[rest])
-        pos = {r: i for i, r in enumerate(rest_ranks)}
-        in_val = np.array([(pos[r] + k) % step == 0 for r in rank[rest]], bool)
-        rest_rows = rows[rest]
+        rest_rows = rows[(folds != k) & keep]
+        in_val = _every_nth_patient(rank[rest_rows], step, offset=k)
         splits.append(Split(k, rest_rows[~in_val], rest_rows[in_val], test))
     return splits
+
+
+def _val_step(val_fraction: float) -> int:
+    if not 0 < val_fraction < 0.5:
+        raise ValueError("val_fraction must be between 0 and 0.5")
+    return max(2, int(round(1.0 / val_fraction)))
+
+
+def _every_nth_patient(ranks: np.ndarray, step: int, offset: int = 0) -> np.ndarray:
+    """Mask over rows (given their patients' LVM ranks): the patients re-ranked among themselves,
+    every ``step``-th one (starting ``offset`` places later) is selected, with all of its rows."""
+    pos = np.searchsorted(np.unique(ranks), ranks)
+    return (pos + offset) % step == 0
+
+
+def _sex_mask(df: pd.DataFrame, sex: str | None) -> np.ndarray:
+    if sex is None:
+        return np.ones(len(df), bool)
+    if sex not in ("M", "F"):
+        raise ValueError(f"sex must be 'M' or 'F', got {sex!r}")
+    return df["sex"].astype(str).to_numpy() == sex
 
 
 def train_val_split(
@@ -111,13 +122,8 @@ def train_val_split(
     >>> va.tolist()
     [0, 5]
     """
-    if not 0 < val_fraction < 0.5:
-        raise ValueError("val_fraction must be between 0 and 0.5")
+    step = _val_step(val_fraction)
     rank = _patient_order(df, target, patient_col).to_numpy()
-    keep = np.ones(len(df), bool) if sex is None else (df["sex"].astype(str).to_numpy() == sex)
-    step = max(2, int(round(1.0 / val_fraction)))
-    rows = np.flatnonzero(keep)
-    ranks = np.unique(rank[rows])
-    pos = {r: i for i, r in enumerate(ranks)}
-    in_val = np.array([pos[r] % step == 0 for r in rank[rows]], bool)
+    rows = np.flatnonzero(_sex_mask(df, sex))
+    in_val = _every_nth_patient(rank[rows], step)
     return rows[~in_val], rows[in_val]
