@@ -185,5 +185,9 @@ def test_delong_matches_direct_computation():
     assert res["auc_b"] == pytest.approx(auc_b)
     assert res["p_value"] == pytest.approx(p, rel=1e-6)
     assert res["p_value"] < 0.05
+    from sklearn.metrics import roc_auc_score
+
+    assert res["auc_a"] == pytest.approx(roc_auc_score(y, a), abs=1e-12)
+    assert res["auc_b"] == pytest.approx(roc_auc_score(y, b), abs=1e-12)  # b has ties
     same = delong_test(y, a, a)
     assert same["p_value"] == pytest.approx(1.0)
