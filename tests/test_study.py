@@ -153,3 +153,17 @@ def test_same_command_twice_gives_the_same_numbers(small_cohort, study_run):
     second = json.loads((root / "again" / "results.json").read_text())
     assert second["models"] == first["models"]
     assert second["comparisons"] == first["comparisons"]
+
+
+def test_seed_option_reaches_the_models_but_not_the_folds(small_cohort, study_run):
+    root, manifest = small_cohort
+    _, seed0 = study_run
+    res = CliRunner().invoke(app, ["study", "--cohort", str(manifest), "--out", str(root / "seed1"), "--preset", "quick",
+                                   "--seed", "1", "--cache-dir", str(root / "cache"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    seed1 = json.loads((root / "seed1" / "results.json").read_text())
+    preset = seed1["config"]["preset"]
+    assert preset["seed"] == 1 and preset["net"]["seed"] == 1 and preset["train"]["seed"] == 1
+    assert seed1["models"]["elvmassnet"]["mae_g"]["folds"] != seed0["models"]["elvmassnet"]["mae_g"]["folds"]
+    folds = lambda out: pd.read_csv(out / "predictions.csv").set_index("patient_id")["fold"]  # noqa: E731
+    assert folds(root / "seed1").equals(folds(root / "study").loc[folds(root / "seed1").index])

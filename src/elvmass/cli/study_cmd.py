@@ -37,7 +37,7 @@ def _progress_bar(description: str, enabled: bool = True):
         yield cb
 
 
-def _check_preset(preset: str, inputs: str = "all"):
+def _check_preset(preset: str, inputs: str = "all", seed: int = 0):
     """The named preset with the chosen input combination (exits with one line on a bad name)."""
     from elvmass.evaluate.study import make_preset
     from elvmass.models.elvmassnet import INPUT_SETS
@@ -46,7 +46,7 @@ def _check_preset(preset: str, inputs: str = "all"):
         fail(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     if inputs not in INPUT_SETS:
         fail(f"--inputs must be one of {', '.join(INPUT_SETS)}, got {inputs!r}")
-    return make_preset(preset, inputs=inputs)
+    return make_preset(preset, inputs=inputs, seed=seed)
 
 
 
@@ -85,11 +85,12 @@ def study(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-ECG cache (default: .elvmass-cache beside the manifest)."),
     json_out: bool = typer.Option(False, "--json", help="Print results.json to stdout instead of a table."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or fold lines."),
+    seed: int = typer.Option(0, "--seed", help="Seed of model initialisation, batching and validation split."),
 ) -> None:
     """Run the cross-validated eLVMass-Net study protocol on a cohort and write a report."""
     from elvmass.evaluate.study import run_study
 
-    chosen = _check_preset(preset, inputs)
+    chosen = _check_preset(preset, inputs, seed)
     try:
         results = run_study(cohort, out, chosen, sex_specific=sex_specific, cache_dir=cache_dir,
                             progress=not quiet and not json_out, log=None if quiet else _log)
@@ -112,11 +113,12 @@ def train(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-ECG cache (default: .elvmass-cache beside the manifest)."),
     onnx: bool = typer.Option(False, "--onnx", help="Also export every model to ONNX (for `predict --engine onnx`)."),
     quiet: bool = typer.Option(False, "--quiet"),
+    seed: int = typer.Option(0, "--seed", help="Seed of model initialisation, batching and validation split."),
 ) -> None:
     """Fit the final models on the whole cohort and save a model bundle (safetensors + JSON)."""
     from elvmass.bundle import export_onnx, train_bundle
 
-    chosen = _check_preset(preset, inputs)
+    chosen = _check_preset(preset, inputs, seed)
     try:
         path = train_bundle(cohort, out, chosen, sex_specific=sex_specific, cache_dir=cache_dir, progress=not quiet,
                             log=None if quiet else _log)
@@ -205,7 +207,7 @@ def predict(
 def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the synthetic cohort, manifest and study."),
     n: int = typer.Option(1459, "--n", help="Patients in the synthetic cohort (the paper's internal cohort: 1,459)."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the synthetic cohort and of the models."),
     preset: str = typer.Option("paper", "--preset", help="quick or paper."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
@@ -214,7 +216,7 @@ def demo(
     from elvmass.evaluate.study import run_study
     from elvmass.synth import SynthConfig, generate_cohort
 
-    chosen = _check_preset(preset)
+    chosen = _check_preset(preset, seed=seed)
     t0 = time.perf_counter()
     try:
         with _progress_bar(f"simulating {n} patients", enabled=not quiet) as cb:
