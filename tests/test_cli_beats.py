@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -79,3 +80,14 @@ def test_beats_reads_array_files_with_the_rate_its_error_asks_for(shared_data, t
     assert res.exit_code == 0, res.output
     ref = runner.invoke(app, ["beats", str(shared_data / "ptbxl-sample/records500/00000/00001_hr"), "--json"])
     assert json.loads(res.stdout)["r_peaks_s"] == json.loads(ref.stdout)["r_peaks_s"]
+
+
+def test_beats_names_plots_like_inspect_and_expands_folders(shared_data, tmp_path):
+    """Several files with one --plot name: beat.png, beat-2.png... (as `inspect` names them); a folder
+    argument stands for the ECG files in it."""
+    folder = shared_data / "vendor/ge-muse-xml"
+    res = runner.invoke(app, ["beats", str(folder), "--json", "--plot", str(tmp_path / "beat.png")])
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    assert [Path(line["path"]).name for line in lines] == ["muse_ecg1.xml", "muse_ecg2.xml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["beat-2.png", "beat.png"]

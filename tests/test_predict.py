@@ -105,7 +105,6 @@ def test_predict_library_matches_cli(bundle_dir, muse_files):
 def test_predict_reproduces_the_training_pipeline_exactly(bundle_dir):
     """predict on a training file, with the manifest's demographics, gives exactly what the study
     pipeline (cached views, scalar table, the model's own scaler) gives for that row."""
-    import numpy as np
 
     from elvmass.bundle import load_bundle
     from elvmass.evaluate.study import load_study_manifest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -72,3 +73,37 @@ def report_error(message: str) -> None:
 def fail(message: str, code: int = 1) -> None:
     report_error(message)
     raise typer.Exit(code)
+
+
+def expand_ecg_paths(paths) -> list[Path]:
+    """Files as given; a folder (that is not a WFDB record name) becomes the ECG files found in it."""
+    from elvmass.errors import ElvmassError
+    from elvmass.io import find_ecg_files
+
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir() and not path.with_suffix(".hea").is_file():
+            try:
+                out.extend(find_ecg_files(path))
+            except ElvmassError:
+                out.append(path)  # reading it reports the problem on one line
+        else:
+            out.append(path)
+    return out
+
+
+def plot_path_for(base: Path, index: int, ecg_path=None, taken: set[Path] | None = None) -> Path:
+    """Where the plot of the ``index``-th file (from 1) goes: ``out.png`` for the first file,
+    ``out-2.png``, ``out-3.png``... for the next ones; when ``base`` is an existing folder,
+    ``<folder>/<ECG file stem>.png`` (``-2``, ``-3``... added where stems repeat)."""
+    if base.is_dir() and ecg_path is not None:
+        stem = Path(ecg_path).stem or "ecg"
+        out, k = base / f"{stem}.png", 2
+        while taken is not None and out in taken:
+            out, k = base / f"{stem}-{k}.png", k + 1
+        if taken is not None:
+            taken.add(out)
+        return out
+    if index <= 1:
+        return base
+    return base.with_name(f"{base.stem}-{index}{base.suffix or '.png'}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from elvmass.atomic import save_figure
-from elvmass.cli._app import app, console, print_json_line, report_error
+from elvmass.cli._app import app, console, expand_ecg_paths, plot_path_for, print_json_line, report_error
 from elvmass.errors import ElvmassError
 
 
@@ -25,16 +25,6 @@ def _fmt(v, nd: int = 0, unit: str = "") -> str:
     if isinstance(v, float) and not math.isfinite(v):
         return "-"
     return f"{v:.{nd}f}{unit}" if isinstance(v, (int, float)) else str(v)
-
-
-def _plot_path(out: Path, src: Path, n_files: int) -> Path:
-    """``out`` for one file, ``<out stem>-<file stem>.png`` for several, ``<folder>/<file stem>.png`` when
-    ``out`` is an existing folder."""
-    if out.is_dir():
-        return out / f"{src.stem or 'ecg'}.png"
-    if n_files == 1:
-        return out
-    return out.with_name(f"{out.stem}-{src.stem}{out.suffix or '.png'}")
 
 
 def plot_beat(analysis, path: Path) -> Path:
@@ -106,10 +96,10 @@ def _print_human(a) -> None:
 
 @app.command("beats")
 def beats(
-    files: list[Path] = typer.Argument(..., help="ECG files (MUSE/Philips/HL7 XML, DICOM, WFDB .hea, ...)."),
+    files: list[Path] = typer.Argument(..., help="ECG files (MUSE/Philips/HL7 XML, DICOM, WFDB .hea, ...) or folders."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per file, one per line."),
     plot: Path | None = typer.Option(None, "--plot", help="Save the 12-lead beat with fiducials and segments (PNG); "
-                                     "with several files, one PNG each named <stem>-<file>.png."),
+                                     "with several files out.png, out-2.png, ...; into an existing folder <ECG name>.png."),
     view: str = typer.Option("single_beat", help="single_beat | median_beat | full | random_crop"),
     low_hz: float = typer.Option(0.5, help="Band-pass low cut (Hz)."),
     high_hz: float = typer.Option(40.0, help="Band-pass high cut (Hz)."),
@@ -126,7 +116,8 @@ def beats(
         report_error(f"invalid option: {exc}")
         raise typer.Exit(2)
     failed = 0
-    for path in files:
+    plotted: set[Path] = set()
+    for index, path in enumerate(expand_ecg_paths(files), start=1):
         try:
             analysis = analyze_ecg(read_ecg(path, fs_hz=fs_hz), config)
             analysis.source_path = str(path)
@@ -135,7 +126,7 @@ def beats(
             failed += 1
             continue
         if plot is not None:
-            out = _plot_path(plot, path, len(files))
+            out = plot_path_for(plot, index, path, plotted)
             try:
                 plot_beat(analysis, out)
             except (OSError, ValueError) as exc:

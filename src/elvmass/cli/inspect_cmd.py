@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from elvmass.cli._app import app, console, print_json_line, report_error
+from elvmass.cli._app import app, console, expand_ecg_paths, plot_path_for, print_json_line, report_error
 from elvmass.errors import ElvmassError
 from elvmass.record import LEADS, ECGRecord
 
@@ -68,37 +68,6 @@ def _print_text(record: ECGRecord, path) -> None:
     console.print("\n".join(lines), highlight=False, markup=True, soft_wrap=True)
 
 
-def plot_path_for(base: Path, index: int, ecg_path=None, taken: set[Path] | None = None) -> Path:
-    """``out.png`` for the first file, ``out-2.png``, ``out-3.png``... for the next ones; when ``base`` is an
-    existing folder, ``<folder>/<ECG file stem>.png`` (``-2``, ``-3``... added where stems repeat)."""
-    if base.is_dir() and ecg_path is not None:
-        stem = Path(ecg_path).stem or "ecg"
-        out, k = base / f"{stem}.png", 2
-        while taken is not None and out in taken:
-            out, k = base / f"{stem}-{k}.png", k + 1
-        if taken is not None:
-            taken.add(out)
-        return out
-    if index <= 1:
-        return base
-    return base.with_name(f"{base.stem}-{index}{base.suffix or '.png'}")
-
-
-def _expand(paths: list[Path]) -> list[Path]:
-    from elvmass.io import find_ecg_files
-
-    out: list[Path] = []
-    for path in paths:
-        if path.is_dir() and not path.with_suffix(".hea").is_file():
-            try:
-                out.extend(find_ecg_files(path))
-            except ElvmassError:
-                out.append(path)
-        else:
-            out.append(path)
-    return out
-
-
 @app.command("inspect")
 def inspect(
     files: list[Path] = typer.Argument(
@@ -123,7 +92,7 @@ def inspect(
         raise typer.Exit(2)
     failed = 0
     plotted: set[Path] = set()
-    for index, path in enumerate(_expand(paths), start=1):
+    for index, path in enumerate(expand_ecg_paths(paths), start=1):
         try:
             record = read_ecg(path, fs_hz=fs_hz)
         except ElvmassError as exc:

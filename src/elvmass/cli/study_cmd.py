@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from elvmass.cli._app import app, console, err_console, fail, print_json_line, report_error
+from elvmass.cli._app import app, console, err_console, expand_ecg_paths, fail, print_json_line, report_error
 from elvmass.errors import ElvmassError
 
 PRESETS = ("quick", "paper")
@@ -129,18 +129,6 @@ def train(
     console.print(f"model bundle: {path}", highlight=False)
 
 
-def _expand(files: List[Path]) -> list[Path]:
-    from elvmass.io import find_ecg_files
-
-    out: list[Path] = []
-    for f in files:
-        if f.is_dir():
-            out += find_ecg_files(f)
-        else:
-            out.append(f)
-    return out
-
-
 @app.command("predict")
 def predict(
     files: List[Path] = typer.Argument(..., help="ECG files or folders (searched recursively)."),
@@ -166,7 +154,7 @@ def predict(
         bundle = load_bundle(model, engine=engine)
     except ElvmassError as exc:
         fail(str(exc))
-    paths = _expand(files)
+    paths = expand_ecg_paths(files)
     if not paths:
         fail("no ECG files found in the given paths")
     with _progress_bar("predicting", enabled=len(paths) > 1 and not json_out) as cb:
