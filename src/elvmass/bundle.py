@@ -33,6 +33,7 @@ from pathlib import Path
 
 from elvmass.atomic import atomic_write
 from elvmass.errors import ElvmassError
+from elvmass.jsonable import to_jsonable
 from elvmass.features import FeatureScaler
 from elvmass.models.elvmassnet import ElvmassNet, ElvmassNetConfig
 
@@ -148,28 +149,12 @@ def save_bundle(
         "training_cohort": cohort or {},
         "models": entries,
     }
-    from elvmass.evaluate.study import _json_clean
-
-    text = json.dumps(_json_clean(config), indent=2, allow_nan=False, default=_json_default)
+    text = json.dumps(to_jsonable(config), indent=2, allow_nan=False)
     atomic_write(out / CONFIG_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     hashes[CONFIG_NAME] = sha256_file(out / CONFIG_NAME)
     htext = json.dumps({"algorithm": "sha256", "files": hashes}, indent=2)
     atomic_write(out / HASHES_NAME, lambda tmp: tmp.write_text(htext, encoding="utf-8"))
     return out
-
-
-def _json_default(o):
-    import math
-
-    import numpy as np
-
-    if isinstance(o, (np.floating,)):
-        return None if not math.isfinite(float(o)) else float(o)
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.bool_):
-        return bool(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def verify_bundle(path) -> dict:
@@ -299,9 +284,7 @@ def export_onnx(path) -> list[Path]:
         atomic_write(path / fname, write)
         config["models"][name]["onnx"] = fname
         written.append(path / fname)
-    from elvmass.evaluate.study import _json_clean
-
-    text = json.dumps(_json_clean(config), indent=2, allow_nan=False, default=_json_default)
+    text = json.dumps(to_jsonable(config), indent=2, allow_nan=False)
     atomic_write(path / CONFIG_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     hashes = json.loads((path / HASHES_NAME).read_text(encoding="utf-8"))
     for f in written + [path / CONFIG_NAME]:

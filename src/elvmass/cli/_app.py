@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
+
+from elvmass.jsonable import to_jsonable
 
 app = typer.Typer(
     name="elvmass",
@@ -40,25 +41,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _clean(obj):
-    """JSON-safe: NaN/inf become null, numpy scalars become Python numbers."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        try:
-            obj = obj.item()
-        except (ValueError, AttributeError):
-            pass
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def print_json_line(obj) -> None:
     """One JSON object per line on stdout (for --json)."""
-    sys.stdout.write(json.dumps(_clean(obj)) + "\n")
+    sys.stdout.write(json.dumps(to_jsonable(obj)) + "\n")
     sys.stdout.flush()
 
 

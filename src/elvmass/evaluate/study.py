@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from elvmass.evaluate.metrics import lvh_metrics, lvh_score, mae_g, mape_pct, me
 from elvmass.evaluate.splits import Split, assign_folds, make_splits
 from elvmass.evaluate.stats import delong_test, paired_fold_test
 from elvmass.features import CohortFeatures, FeatureScaler
+from elvmass.jsonable import to_jsonable
 from elvmass.models.demographics import DemographicsConfig, DemographicsRegressor
 from elvmass.models.elvmassnet import ElvmassNetConfig
 from elvmass.training import TensorData, TrainConfig, fit_model, predict_normalised
@@ -273,20 +273,6 @@ def predictions_frame(result: StudyResult) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 
 
-def _json_clean(obj):
-    if isinstance(obj, dict):
-        return {str(k): _json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_clean(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return None if not math.isfinite(float(obj)) else float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
-
-
 def load_study_manifest(manifest) -> tuple[pd.DataFrame, int]:
     """A manifest path or DataFrame -> (valid rows with derived columns, number of rows dropped)."""
     from elvmass.cohort import add_derived_columns, load_manifest, validate_manifest
@@ -345,8 +331,8 @@ def run_study(
         "elapsed_s": round(time.perf_counter() - t0, 1),  # the whole protocol; the report below states it too
     }
     write_outputs(out_dir, results, result)
-    atomic_write_text(out_dir / "results.json", json.dumps(_json_clean(results), indent=2))
-    return _json_clean(results)
+    atomic_write_text(out_dir / "results.json", json.dumps(to_jsonable(results), indent=2))
+    return to_jsonable(results)
 
 
 def default_cache_dir(manifest, out_dir) -> Path:
@@ -389,7 +375,7 @@ def write_outputs(out_dir: Path, results: dict, result: StudyResult) -> None:
 
     pred = predictions_frame(result)
     atomic_write(out_dir / "predictions.csv", lambda tmp: pred.to_csv(tmp, index=False))
-    atomic_write_text(out_dir / "config.json", json.dumps(_json_clean(results["config"]), indent=2))
-    atomic_write_text(out_dir / "learning_curves.json", json.dumps(_json_clean(result.histories)))
+    atomic_write_text(out_dir / "config.json", json.dumps(to_jsonable(results["config"]), indent=2))
+    atomic_write_text(out_dir / "learning_curves.json", json.dumps(to_jsonable(result.histories)))
     write_tables(results, out_dir)
     write_report(results, pred, result.histories, out_dir / "report.html")

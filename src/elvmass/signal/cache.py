@@ -21,6 +21,7 @@ import numpy as np
 
 from elvmass.atomic import atomic_write
 from elvmass.errors import ECGReadError
+from elvmass.jsonable import to_jsonable
 from elvmass.signal.analysis import ECGAnalysis, analyze_ecg
 from elvmass.signal.config import SignalConfig
 
@@ -54,14 +55,6 @@ def cache_key(path, config: SignalConfig) -> str:
     return h.hexdigest()[:32]
 
 
-def _nan_to_none(obj):
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def _none_to_nan(d: dict, keys_bool_suffix=("_positive", "_probable")) -> dict:
     return {k: (math.nan if v is None and not k.endswith(keys_bool_suffix) else v) for k, v in d.items()}
 
@@ -82,7 +75,7 @@ def save_analysis(analysis: ECGAnalysis, file: Path) -> None:
         "device": analysis.device,
     }
     arrays = {
-        "header": np.array(json.dumps(_nan_to_none(header))),
+        "header": np.array(json.dumps(to_jsonable(header))),
         "r_peaks_s": np.asarray(analysis.r_peaks_s, dtype=np.float64),
         "view": np.asarray(analysis.view, dtype=np.float32),
     }
