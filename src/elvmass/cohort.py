@@ -173,9 +173,24 @@ def _read_text_table(path: Path) -> pd.DataFrame:
     Windows-1252 as Excel on Windows saves it) with every cell as text."""
     sep = _csv_separator(path)
     try:
-        return pd.read_csv(path, sep=sep, dtype=str, encoding="utf-8-sig", skipinitialspace=True)
+        df = pd.read_csv(path, sep=sep, dtype=object, encoding="utf-8-sig", skipinitialspace=True)
     except UnicodeDecodeError:
-        return pd.read_csv(path, sep=sep, dtype=str, encoding="cp1252", skipinitialspace=True)
+        df = pd.read_csv(path, sep=sep, dtype=object, encoding="cp1252", skipinitialspace=True)
+    return text_cells(df)
+
+
+def text_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """Every column as Python objects with ``None`` for a missing cell, whatever the pandas version.
+
+    pandas 2 reads text as ``object`` with ``NaN`` holes, pandas 3 as its ``str`` dtype with ``NaN``;
+    code that asks ``value is None`` (or ``dtype == object``) then behaves differently. Reading through
+    this one function makes a missing cell ``None`` everywhere.
+
+    >>> text_cells(pd.DataFrame({"a": ["x", float("nan")]}))["a"].tolist()
+    ['x', None]
+    """
+    out = df.astype(object)
+    return out.where(out.notna(), None)
 
 
 def read_manifest(path) -> pd.DataFrame:
@@ -205,13 +220,13 @@ def read_manifest(path) -> pd.DataFrame:
     df.columns = [str(c).strip() for c in df.columns]
     for col in df.columns:
         spec = SCHEMA_BY_NAME.get(col)
-        if spec is not None and spec.kind == "number" and df[col].dtype == object:
+        if spec is not None and spec.kind == "number" and not pd.api.types.is_numeric_dtype(df[col]):
             parsed = pd.to_numeric(df[col].str.strip() if hasattr(df[col], "str") else df[col], errors="coerce")
             nonempty = df[col].notna() & (df[col].astype(str).str.strip() != "")
             if not (parsed.isna() & nonempty).any():
                 df[col] = parsed.astype(float)
-        elif col in _TEXT_COLUMNS and df[col].dtype != object and not pd.api.types.is_datetime64_any_dtype(df[col]):
-            df[col] = df[col].map(lambda v: None if _is_missing(v) else str(v))
+        elif col in _TEXT_COLUMNS and not pd.api.types.is_datetime64_any_dtype(df[col]):
+            df[col] = pd.Series([None if _is_missing(v) else str(v) for v in df[col]], index=df.index, dtype=object)
     return df
 
 
@@ -931,17 +946,20 @@ def pair_ecgs_with_imaging(ecgs: pd.DataFrame, imaging: pd.DataFrame, *, window_
 
     # 2. ECG files read
     e = ecgs.reset_index(drop=True).copy()
-    e["patient_id"] = [None if _is_missing(v) else str(v).strip() for v in e["patient_id"]]
-    e["ecg_datetime"] = [None if _is_missing(v) else _parse_datetime(SCHEMA_BY_NAME["ecg_datetime"], v)[0]
-                         for v in e["ecg_datetime"]]
+    # object columns with None holes: a list holding None assigned to a column becomes NaN/NaT in
+    # pandas 3 (and NaT among timestamps in pandas 2), which `is None` checks would miss
+    e["patient_id"] = pd.Series([None if _is_missing(v) else str(v).strip() for v in e["patient_id"]],
+                                index=e.index, dtype=object)
+    e["ecg_datetime"] = pd.Series([None if _is_missing(v) else _parse_datetime(SCHEMA_BY_NAME["ecg_datetime"], v)[0]
+                                   for v in e["ecg_datetime"]], index=e.index, dtype=object)
     ex = [{"ecg_path": str(p), "reason": f"unreadable: {why}"} for p, why in unreadable]
     flow.step("ECG files read", "ECGs", len(e) + len(unreadable), ex, "unreadable ECG file")
 
     # 3. patient ID and acquisition time present
     ex, keep = [], []
     for i, pid, path, when in zip(e.index, e["patient_id"], e["ecg_path"], e["ecg_datetime"]):
-        why = [w for w, bad in (("no patient ID in file", pid is None),
-                                ("no acquisition date/time in file", when is None)) if bad]
+        why = [w for w, bad in (("no patient ID in file", _is_missing(pid)),
+                                ("no acquisition date/time in file", _is_missing(when))) if bad]
         if why:
             ex.append({"patient_id": pid, "ecg_path": path, "reason": "; ".join(why)})
         else:

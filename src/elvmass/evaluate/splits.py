@@ -36,7 +36,15 @@ def _patient_order(df: pd.DataFrame, target: str, patient_col: str) -> pd.Series
     """Rank of each patient (0..P-1) in the order of their first row after sorting on target."""
     if target not in df.columns:
         raise ValueError(f"the manifest has no {target!r} column to sort on")
-    pid = df[patient_col].astype(str) if patient_col in df.columns else pd.Series(np.arange(len(df)).astype(str), index=df.index)
+    # a row without a patient ID is its own patient (pandas 3 keeps missing values missing in
+    # astype(str), so they would otherwise all collapse into one "patient")
+    rows = pd.Series([f"\x00row{i}" for i in range(len(df))], index=df.index)
+    if patient_col in df.columns:
+        raw = df[patient_col]
+        pid = raw.astype(object).where(raw.notna(), None).map(lambda v: None if v is None else str(v))
+        pid = pid.where(pid.notna(), rows)
+    else:
+        pid = rows
     order = pd.DataFrame({"pid": pid.to_numpy(), "y": df[target].to_numpy(dtype=float), "row": np.arange(len(df))})
     if order["y"].isna().any():
         raise ValueError(f"{int(order['y'].isna().sum())} rows have no {target}; drop them before splitting")
