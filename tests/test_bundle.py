@@ -36,7 +36,7 @@ def test_bundle_layout_and_config(trained_bundle):
     assert (trained_bundle.parent / ".elvmass-cache").is_dir()  # it sits beside the manifest instead
     files = sorted(p.name for p in trained_bundle.iterdir() if p.is_file())
     assert files == ["bundle.json", "elvmassnet.safetensors", "elvmassnet_female.safetensors",
-                     "elvmassnet_male.safetensors", "hashes.json"]
+                     "elvmassnet_male.safetensors", "hashes.json", "model_card.md"]
     cfg = json.loads((trained_bundle / "bundle.json").read_text())
     assert cfg["format"] == "elvmass-model-bundle"
     assert cfg["signal"]["view"] == "single_beat" and cfg["lead_grouping"] == "electrical"

@@ -94,6 +94,32 @@ class Bundle:
         c = self.config.get("lvh_cutoffs", {"male_g_m2": 72.0, "female_g_m2": 55.0})
         return {"M": float(c["male_g_m2"]), "F": float(c["female_g_m2"])}
 
+    def calibration(self, name: str):
+        """The model's conformal calibration (:class:`elvmass.evaluate.conformal.Calibration`), or
+        None when the bundle was trained without calibration rows (then no interval is given)."""
+        from elvmass.evaluate.conformal import Calibration
+
+        entry = (self.config.get("conformal") or {}).get(name)
+        if not entry:
+            return None
+        try:
+            return Calibration.from_dict(entry)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"{self.path / CONFIG_NAME}: bad conformal calibration of {name!r} ({exc})") from exc
+
+    @property
+    def interval_level(self) -> float:
+        from elvmass.evaluate.conformal import DEFAULT_LEVEL
+
+        levels = [e.get("level", DEFAULT_LEVEL) for e in (self.config.get("conformal") or {}).values()]
+        return float(levels[0]) if levels else DEFAULT_LEVEL
+
+    @property
+    def model_card(self) -> str | None:
+        """The bundle's ``model_card.md`` (hash-checked at load), or None for an older bundle."""
+        f = self.path / "model_card.md"
+        return f.read_text(encoding="utf-8") if f.is_file() else None
+
     def model_for_sex(self, sex: str | None) -> str:
         """The model trained for this sex when the bundle has one and sex is known, else the model
         for both sexes (``elvmassnet`` when there are several)."""
@@ -119,9 +145,12 @@ def save_bundle(
     lvh_cutoffs: dict | None = None,
     sexes: dict | None = None,
     extra: dict | None = None,
+    files: dict[str, str] | None = None,
 ) -> Path:
     """Write a bundle. ``models``: name -> fitted model (its ``state()`` is saved); ``sexes``: name ->
-    the sex a model serves (default: none, both sexes); ``extra``: more JSON-able top-level entries."""
+    the sex a model serves (default: none, both sexes); ``extra``: more JSON-able top-level entries
+    (e.g. ``conformal`` calibration); ``files``: text files to add (e.g. ``model_card.md``), hash-checked
+    like the rest."""
     from safetensors.numpy import save_file
 
     from elvmass import __version__
@@ -157,6 +186,11 @@ def save_bundle(
         "models": entries,
         **(extra or {}),
     }
+    for fname, body in (files or {}).items():
+        if Path(fname).name != fname or fname in (CONFIG_NAME, HASHES_NAME):
+            raise BundleError(f"bad bundle file name {fname!r}")
+        atomic_write(out / fname, lambda tmp, b=body: tmp.write_text(b, encoding="utf-8"))
+        hashes[fname] = sha256_file(out / fname)
     text = json.dumps(to_jsonable(config), indent=2, allow_nan=False)
     atomic_write(out / CONFIG_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     hashes[CONFIG_NAME] = sha256_file(out / CONFIG_NAME)

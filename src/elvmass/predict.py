@@ -48,12 +48,22 @@ class Prediction:
     height_cm: float | None = None
     weight_kg: float | None = None
     bsa_m2: float | None = None
+    lvm_g_low: float | None = None
+    lvm_g_high: float | None = None
+    level: float | None = None
+    lvh_probability: float | None = None
 
     def to_dict(self) -> dict:
-        """The ``--json`` line: path, lvm_g, lvmi_g_m2, lvh, model, flags (plus the inputs used)."""
+        """The ``--json`` line: path, lvm_g with its conformal interval (``lvm_g_low``, ``lvm_g_high``,
+        ``level``; null when the bundle has no calibration), lvmi_g_m2, lvh, lvh_probability, model, flags
+        (plus the inputs used)."""
         return {
             "path": self.path,
             "lvm_g": round(self.lvm_g, 1),
+            "lvm_g_low": None if self.lvm_g_low is None else round(self.lvm_g_low, 1),
+            "lvm_g_high": None if self.lvm_g_high is None else round(self.lvm_g_high, 1),
+            "level": self.level,
+            "lvh_probability": None if self.lvh_probability is None else round(self.lvh_probability, 3),
             "lvmi_g_m2": None if self.lvmi_g_m2 is None else round(self.lvmi_g_m2, 1),
             "lvh": self.lvh,
             "model": self.model,
@@ -123,7 +133,25 @@ def predict_record(bundle, record: ECGRecord, *, path: str | None = None, age_ye
         lvh = bool(lvmi > bundle.lvh_cutoffs[sx])
     if bsa is None:
         flags.append("no_bsa")
-    return Prediction(path, lvm, lvmi, lvh, name, flags, age, sx, h, w, bsa)
+    low, high, level, prob = _interval(bundle, name, lvm, sx, bsa, flags)
+    return Prediction(path, lvm, lvmi, lvh, name, flags, age, sx, h, w, bsa, low, high, level, prob)
+
+
+def _interval(bundle, name: str, lvm: float, sex, bsa, flags: list[str]):
+    """(low, high, level, LVH probability) from the bundle's conformal calibration of the model; all
+    None, with the flag ``no_interval``, when the bundle has none (an interval is never made up)."""
+    from elvmass.evaluate.conformal import lvh_probability
+
+    cal = bundle.calibration(name)
+    if cal is None or not lvm > 0:
+        flags.append("no_interval")
+        return None, None, None, None
+    level = bundle.interval_level
+    lo, hi = cal.interval([lvm], [sex], level)
+    prob = None
+    if bsa and sex in ("M", "F"):
+        prob = float(lvh_probability(cal, [lvm], [sex], [bsa], bundle.lvh_cutoffs)[0])
+    return float(lo[0]), float(hi[0]), level, prob
 
 
 def predict_files(bundle, paths, *, age_years=None, sex=None, height_cm=None, weight_kg=None,
@@ -157,5 +185,5 @@ def predictions_to_frame(preds: list[Prediction]) -> pd.DataFrame:
         d = p.to_dict()
         d["flags"] = ";".join(d["flags"])
         rows.append(d)
-    return pd.DataFrame(rows, columns=["path", "lvm_g", "lvmi_g_m2", "lvh", "model", "flags", "age_years", "sex",
-                                       "height_cm", "weight_kg"])
+    return pd.DataFrame(rows, columns=["path", "lvm_g", "lvm_g_low", "lvm_g_high", "level", "lvmi_g_m2", "lvh",
+                                       "lvh_probability", "model", "flags", "age_years", "sex", "height_cm", "weight_kg"])

@@ -138,16 +138,31 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Seed of model initialisation, batching and validation split."),
     models: str = typer.Option("", "--models", help="Extra models to fit and save, comma-separated (e.g. lvm_ai,ecg_ai)."),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda (auto: CUDA when present)."),
+    calibration_fraction: float = typer.Option(0.1, "--calibration-fraction", help="Share of patients held out to "
+                                               "calibrate the prediction intervals (0: no intervals)."),
+    study_dir: Optional[Path] = typer.Option(None, "--study", help="A study results folder on this cohort: its "
+                                             "cross-validated performance and coverage go into the model card."),
 ) -> None:
-    """Fit the final models on the whole cohort and save a model bundle (safetensors + JSON)."""
+    """Fit the final models on the whole cohort and save a model bundle (safetensors + JSON + model card)."""
     from elvmass.bundle import export_onnx
     from elvmass.experiments.final import train_bundle
 
     chosen = _check_preset(preset, inputs, seed)
     try:
+        if not 0 <= calibration_fraction < 0.5:
+            fail(f"--calibration-fraction must be between 0 and 0.5, got {calibration_fraction}")
+        study_results = None
+        if study_dir is not None:
+            import json
+
+            try:
+                study_results = json.loads((study_dir / "results.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                fail(f"{study_dir / 'results.json'}: cannot read the study results ({exc})")
         path = train_bundle(cohort, out, chosen, sex_specific=sex_specific, models=_model_names(models),
                             cache_dir=cache_dir, progress=not quiet, log=None if quiet else _log,
-                            device=_check_device(device))
+                            device=_check_device(device), calibration_fraction=calibration_fraction,
+                            study_results=study_results)
         if onnx:
             export_onnx(path)
     except (ElvmassError, ValueError) as exc:
@@ -201,13 +216,17 @@ def predict(
 
         t = Table(title=f"LV mass predictions ({len(preds)} file(s), {len(errors)} skipped)")
         t.add_column("file", overflow="fold")
-        for col in ("LVM (g)", "LVMI (g/m²)", "LVH"):
+        for col in ("LVM (g)", "interval (g)", "LVMI (g/m²)", "LVH"):
             t.add_column(col, justify="right", no_wrap=True)
         t.add_column("model", no_wrap=True)
         t.add_column("flags", overflow="fold")
         for p in preds:
-            t.add_row(Path(p.path).name, f"{p.lvm_g:.0f}", "–" if p.lvmi_g_m2 is None else f"{p.lvmi_g_m2:.0f}",
-                      "–" if p.lvh is None else ("yes" if p.lvh else "no"),
+            interval = "–" if p.lvm_g_low is None else f"{p.lvm_g_low:.0f}–{p.lvm_g_high:.0f} ({p.level:.0%})"
+            lvh = "–" if p.lvh is None else ("yes" if p.lvh else "no")
+            if p.lvh_probability is not None:
+                lvh += f" (p {p.lvh_probability:.2f})"
+            t.add_row(Path(p.path).name, f"{p.lvm_g:.0f}", interval, "–" if p.lvmi_g_m2 is None else f"{p.lvmi_g_m2:.0f}",
+                      lvh,
                       p.model.removeprefix("elvmassnet_") if p.model != "elvmassnet" else "all",
                       " ".join(p.flags) or "–")
         console.print(t)
@@ -248,3 +267,29 @@ def demo(
     _print_summary(results)
     console.print(f"demo finished in {time.perf_counter() - t0:.0f} s; report: {out / 'study' / 'report.html'}",
                   highlight=False)
+
+
+@app.command("model-info")
+def model_info(
+    model: Path = typer.Argument(..., help="Model bundle folder from `elvmass train`."),
+    json_out: bool = typer.Option(False, "--json", help="Print bundle.json's summary as JSON instead of the card."),
+) -> None:
+    """Print a bundle's model card (intended use, training cohort, performance, uncertainty, limits)."""
+    from elvmass.bundle import load_bundle
+
+    try:
+        bundle = load_bundle(model)
+    except ElvmassError as exc:
+        fail(str(exc))
+    if json_out:
+        cfg = bundle.config
+        print_json_line({"path": str(model), "elvmass_version": cfg.get("elvmass_version"), "created": cfg.get("created"),
+                         "models": {n: {"family": e.get("family"), "sex": e.get("sex"), "training": e.get("training")}
+                                    for n, e in cfg["models"].items()},
+                         "training_cohort": cfg.get("training_cohort"), "interval_level": bundle.interval_level
+                         if cfg.get("conformal") else None})
+        return
+    card = bundle.model_card
+    if card is None:
+        fail(f"{model}: this bundle has no model card (trained by an older elvmass); retrain it with `elvmass train`")
+    console.print(card, markup=False, highlight=False)

@@ -135,3 +135,21 @@ def train_val_split(
     rows = np.flatnonzero(_sex_mask(df, sex))
     in_val = _every_nth_patient(rank[rows], step)
     return rows[~in_val], rows[in_val]
+
+
+def hold_out_patients(df: pd.DataFrame, rows, fraction: float, *, offset: int | None = None, target: str = "lvm_g",
+                      patient_col: str = "patient_id") -> tuple[np.ndarray, np.ndarray]:
+    """Split ``rows`` into (kept, held out): among their patients in LVM order, every
+    ``round(1 / fraction)``-th one (from ``offset``, default half a step, so it differs from the
+    validation rule's) is held out with all of its rows — e.g. conformal calibration rows.
+
+    >>> df = pd.DataFrame({"patient_id": list("abcdefghij"), "lvm_g": range(10)})
+    >>> kept, held = hold_out_patients(df, np.arange(10), 0.2)
+    >>> held.tolist()
+    [2, 7]
+    """
+    rows = np.asarray(rows, dtype=int)
+    step = _val_step(fraction)
+    rank = _patient_order(df, target, patient_col).to_numpy()
+    sel = _every_nth_patient(rank[rows], step, offset=step - step // 2 if offset is None else offset)
+    return rows[~sel], rows[sel]

@@ -43,6 +43,7 @@ import pandas as pd
 
 from elvmass.atomic import atomic_write, atomic_write_text
 from elvmass.evaluate.metrics import lvh_metrics, lvh_score, mae_g, mape_pct, mean_sd
+from elvmass.evaluate import conformal
 from elvmass.evaluate.stats import delong_test, paired_fold_test
 from elvmass.experiments.protocol import ModelEntry, ProtocolResult, run_protocol
 from elvmass.features import CohortData, cohort_data
@@ -195,6 +196,49 @@ def comparison_pairs(result: StudyResult, reference: str = REFERENCE, baseline: 
     return pairs
 
 
+def out_of_fold_intervals(result: StudyResult, cutoffs: dict[str, float] | None = None) -> dict[str, dict]:
+    """Cross-conformal intervals of every model (normalised score, Mondrian by sex) at each reported
+    level, the plain absolute-residual score at the default level for comparison, and the LVH
+    probability: per model ``{level: {"low", "high"}, "absolute": {...}, "lvh_probability"}``."""
+    df = result.manifest
+    cutoffs = cutoffs or {"M": 72.0, "F": 55.0}
+    y = df["lvm_g"].to_numpy(float)
+    sex = df["sex"].to_numpy(object)
+    bsa = pd.to_numeric(df["bsa_m2"], errors="coerce").to_numpy(float)
+    out = {}
+    for name, pred in result.predictions.items():
+        if not np.isfinite(pred).any() or np.nanmin(pred) <= 0:
+            continue  # a model with non-positive masses cannot use the normalised score
+        per = {}
+        for level in conformal.REPORTED_LEVELS:
+            per[level] = conformal.cross_conformal(y, pred, sex, result.folds, level, "normalised", bsa, cutoffs)
+        per["absolute"] = conformal.cross_conformal(y, pred, sex, result.folds, conformal.DEFAULT_LEVEL, "absolute")
+        per["lvh_probability"] = per[conformal.DEFAULT_LEVEL]["lvh_probability"]
+        out[name] = per
+    return out
+
+
+def interval_summary(result: StudyResult, intervals: dict[str, dict]) -> dict[str, dict]:
+    """Coverage (overall, by sex, by LVM tertile) and mean width of every model's intervals, the
+    absolute-score comparison, and the LVH probability's calibration (Brier score, ECE, reliability bins)."""
+    df = result.manifest
+    y = df["lvm_g"].to_numpy(float)
+    sex = df["sex"].to_numpy(object)
+    tertiles, cuts = conformal.lvm_tertiles(y)
+    lvh = df["lvh"].astype("float").to_numpy() if "lvh" in df.columns else np.full(len(df), np.nan)
+    out = {}
+    for name, per in intervals.items():
+        block = {"score": "normalised", "method": "cross-conformal (out-of-fold scores of the other folds), Mondrian by sex",
+                 "tertile_cutoffs_g": list(cuts), "levels": {}}
+        for level in conformal.REPORTED_LEVELS:
+            block["levels"][str(level)] = conformal.coverage_summary(y, per[level]["low"], per[level]["high"], sex, tertiles)
+        block["absolute_score"] = conformal.coverage_summary(y, per["absolute"]["low"], per["absolute"]["high"], sex,
+                                                              tertiles)
+        block["lvh_probability"] = conformal.probability_calibration(lvh, per["lvh_probability"])
+        out[name] = block
+    return out
+
+
 def compare(result: StudyResult, models: dict, n_folds: int) -> list[dict]:
     """Paired fold-level tests on MAE / MAPE and DeLong's test on c-statistics."""
     df = result.manifest
@@ -220,8 +264,9 @@ def compare(result: StudyResult, models: dict, n_folds: int) -> list[dict]:
     return out
 
 
-def predictions_frame(result: StudyResult) -> pd.DataFrame:
-    """One row per case: identifiers, truth, fold and every model's out-of-fold LVM, LVMI and LVH call."""
+def predictions_frame(result: StudyResult, intervals: dict[str, dict] | None = None) -> pd.DataFrame:
+    """One row per case: identifiers, truth, fold and every model's out-of-fold LVM, LVMI and LVH call
+    (and, with ``intervals``, its 90 % interval ``_lvm_g_low``/``_lvm_g_high`` and ``_lvh_probability``)."""
     df = result.manifest
     keep = [c for c in ("patient_id", "ecg_path", "sex", "age_years", "height_cm", "weight_kg", "bsa_m2", "lvm_g",
                         "lvmi_g_m2", "lvh") if c in df.columns]
@@ -233,6 +278,11 @@ def predictions_frame(result: StudyResult) -> pd.DataFrame:
         out[f"{name}_lvmi_g_m2"] = np.round(pred / bsa, 2)
         score = lvh_score(pred / bsa, df["sex"].to_numpy(object))
         out[f"{name}_lvh"] = pd.array([None if not np.isfinite(v) else bool(v > 1.0) for v in score], dtype="boolean")
+        if intervals and name in intervals:
+            iv = intervals[name][conformal.DEFAULT_LEVEL]
+            out[f"{name}_lvm_g_low"] = np.round(iv["low"], 2)
+            out[f"{name}_lvm_g_high"] = np.round(iv["high"], 2)
+            out[f"{name}_lvh_probability"] = np.round(intervals[name]["lvh_probability"], 4)
     return out
 
 
@@ -294,6 +344,9 @@ def run_study(
                           runner=runner, device=device, progress=preset.train.progress, log=log)
     models = summarise(result, preset.n_folds)
     comparisons = compare(result, models, preset.n_folds)
+    intervals = out_of_fold_intervals(result)
+    for name, block in interval_summary(result, intervals).items():
+        models[name]["intervals"] = block
     from elvmass import __version__
 
     results = {
@@ -308,7 +361,7 @@ def run_study(
         "comparisons": comparisons,
         "elapsed_s": round(time.perf_counter() - t0, 1),  # the whole protocol; the report below states it too
     }
-    write_outputs(out_dir, results, result)
+    write_outputs(out_dir, results, result, intervals)
     atomic_write_text(out_dir / "results.json", json.dumps(to_jsonable(results), indent=2))
     return to_jsonable(results)
 
@@ -349,12 +402,12 @@ def cohort_summary(df: pd.DataFrame) -> dict:
     return out
 
 
-def write_outputs(out_dir: Path, results: dict, result: StudyResult) -> None:
+def write_outputs(out_dir: Path, results: dict, result: StudyResult, intervals: dict | None = None) -> None:
     """predictions.csv, tables (CSV + Markdown), config.json, learning curves and report.html."""
     from elvmass.report.html import write_report
     from elvmass.report.tables import write_tables
 
-    pred = predictions_frame(result)
+    pred = predictions_frame(result, intervals)
     atomic_write(out_dir / "predictions.csv", lambda tmp: pred.to_csv(tmp, index=False))
     atomic_write_text(out_dir / "config.json", json.dumps(to_jsonable(results["config"]), indent=2))
     atomic_write_text(out_dir / "learning_curves.json", json.dumps(to_jsonable(result.histories)))

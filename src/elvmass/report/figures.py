@@ -135,3 +135,23 @@ def learning_curves_figure(histories: dict[str, list[list[dict]]]) -> bytes:
         ax.set_ylabel("MAE (g)")
         ax.legend(fontsize=6)
     return _png(fig)
+
+
+def reliability_figure(results: dict) -> bytes:
+    """Reliability diagram of every model's out-of-fold LVH probability (observed frequency against
+    mean predicted probability per bin; the diagonal is perfect calibration)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    for name, m in results.get("models", {}).items():
+        p = (m.get("intervals") or {}).get("lvh_probability") or {}
+        bins = p.get("bins") or []
+        if bins:
+            ax.plot([b["mean_probability"] for b in bins], [b["observed"] for b in bins], "o-", ms=3,
+                    label=f"{name} (Brier {p['brier']:.3f}, ECE {p['ece']:.3f})")
+    ax.set_xlabel("predicted LVH probability")
+    ax.set_ylabel("observed LVH frequency")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=6)
+    return _png(fig)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from elvmass.atomic import atomic_write_text
 from elvmass.report import figures
-from elvmass.report.tables import comparisons_table, lvh_table, performance_table
+from elvmass.report.tables import comparisons_table, intervals_table, lvh_table, performance_table
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
@@ -52,6 +52,12 @@ def render_report(results: dict, predictions: pd.DataFrame, histories: dict) -> 
         "<h2>LV mass estimation</h2>", _table_html(performance_table(results)),
         "<h2>LVH classification</h2>", _table_html(lvh_table(results)),
         "<h2>Comparisons</h2>", _table_html(comparisons_table(results)),
+        "<h2>Prediction intervals and LVH probability</h2>",
+        "<p class='note'>Cross-conformal intervals from out-of-fold residuals: each case is calibrated by the other "
+        "folds' cases of its sex (Mondrian). The normalised score scales the residual by the predicted mass, so "
+        "intervals widen for large hearts; the absolute score gives every patient the same width.</p>",
+        _table_html(intervals_table(results)),
+        _img(figures.reliability_figure(results), "reliability diagram"),
         "<h2>Predicted vs true LVM</h2>", _img(figures.scatter_figure(predictions), "scatter"),
         "<h2>Bland–Altman</h2>", _img(figures.bland_altman_figure(predictions), "Bland-Altman"),
         "<h2>LVH ROC by sex</h2>", _img(figures.roc_figure(predictions), "ROC"),

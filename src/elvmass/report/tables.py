@@ -100,10 +100,38 @@ def to_markdown(df: pd.DataFrame, title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def intervals_table(results: dict) -> pd.DataFrame:
+    """Coverage and mean width of the out-of-fold conformal intervals, per model and level: overall, by
+    sex and by true-LVM tertile; the plain absolute-residual score beside the normalised one; and the
+    LVH probability's Brier score and expected calibration error."""
+    rows = []
+    for name, m in results.get("models", {}).items():
+        iv = m.get("intervals")
+        if not iv:
+            continue
+        variants = [(f"{float(level):.0%} normalised", block) for level, block in iv["levels"].items()]
+        variants.append(("90% absolute", iv["absolute_score"]))
+        for label, b in variants:
+            row = {"model": MODEL_LABELS.get(name, name), "interval": label, "coverage": _num(b["coverage"], 3),
+                   "width (g)": _num(b["mean_width_g"], 1)}
+            for s in ("M", "F"):
+                row[f"coverage {s}"] = _num(b.get("by_sex", {}).get(s, {}).get("coverage"), 3)
+            for t in ("low", "middle", "high"):
+                g = b.get("by_group", {}).get(t, {})
+                row[f"{t} LVM: coverage"] = _num(g.get("coverage"), 3)
+                row[f"{t} LVM: width (g)"] = _num(g.get("mean_width_g"), 1)
+            rows.append(row)
+        p = iv.get("lvh_probability", {})
+        rows.append({"model": MODEL_LABELS.get(name, name), "interval": "LVH probability",
+                     "coverage": f"Brier {_num(p.get('brier'), 3)}", "width (g)": f"ECE {_num(p.get('ece'), 3)}"})
+    return pd.DataFrame(rows)
+
+
 TABLES = {
     "table_performance": ("LV mass estimation (mean ± SD across folds)", performance_table),
     "table_lvh": ("LVH classification from predicted LVMI (pooled out-of-fold)", lvh_table),
     "table_comparisons": ("Model comparisons", comparisons_table),
+    "table_intervals": ("Out-of-fold conformal prediction intervals (coverage, mean width) and LVH probability", intervals_table),
 }
 
 
