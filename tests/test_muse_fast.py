@@ -23,12 +23,10 @@ def _assert_identical(fast, general):
 
 
 @pytest.fixture(scope="module")
-def generated_muse(tmp_path_factory):
-    from elvmass.synth import SynthConfig, generate_cohort
-
-    synth = generate_cohort(SynthConfig(n=12, seed=5), tmp_path_factory.mktemp("fastmuse") / "synth")
-    files = sorted(synth.ecg_dir.glob("*.xml"))
-    assert len(files) >= 12
+def generated_muse(trained_bundle):
+    """Every MUSE file of the synthetic cohort the session's bundle was trained on."""
+    files = sorted((trained_bundle.parent / "synth" / "ecgs").glob("*.xml"))
+    assert len(files) >= 60
     return files
 
 
