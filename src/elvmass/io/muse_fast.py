@@ -338,16 +338,19 @@ def _statements(root, test) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def read_muse_fast(path) -> ECGRecord | None:
+def read_muse_fast(path, data: bytes | None = None) -> ECGRecord | None:
     """The GE MUSE record of ``path``, or None where the general reader must read it (see module doc).
 
+    ``data``: the file's bytes when the caller has read them already (e.g. for its own checks).
     Never raises for a bad or unreadable file: it declines, and the general reader gives the error.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        return None
+    raw = data
+    if raw is None:
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            return None
     try:
         stripped, payloads = _strip_payloads(raw)
         try:
