@@ -46,6 +46,7 @@ def _run(args):
     return json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("{")][-1])
 
 
+@pytest.mark.slow  # two local Dask clusters: ~30 s on a quiet machine, minutes under load
 def test_archive_scoring_then_resume_after_a_cut(trained_bundle, archive, tmp_path):
     from elvmass.bundle import load_bundle
     from elvmass.io import find_ecg_files
