@@ -23,3 +23,24 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"real test data not found at {SHARED_DATA}: clone the project next to shared/")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(tmp_path_factory) -> Path:
+    """A model bundle trained (quick preset) on a small built-in synthetic cohort, once per test session.
+
+    Numbers from it show that the pipeline works end to end, not that it is right about patients.
+    ``ELVMASS_TEST_BUNDLE=path`` uses an existing bundle instead (quicker while developing).
+    """
+    import os
+
+    if os.environ.get("ELVMASS_TEST_BUNDLE"):
+        return Path(os.environ["ELVMASS_TEST_BUNDLE"])
+    from elvmass.experiments.final import train_bundle
+    from elvmass.cohort import build_cohort, write_manifest
+    from elvmass.synth import SynthConfig, generate_cohort
+
+    root = tmp_path_factory.mktemp("bundle")
+    synth = generate_cohort(SynthConfig(n=70, seed=3), root / "synth")
+    manifest = write_manifest(build_cohort(synth.ecg_dir, synth.imaging_csv).manifest, root / "manifest.csv")
+    return train_bundle(manifest, root / "model", "quick", progress=False)

@@ -125,7 +125,12 @@ def predict_record(bundle, record: ECGRecord, *, path: str | None = None, age_ye
     data = record_data([record], row, analyses={bundle.signal_config: [analysis]})
     if hasattr(fitted, "imputed"):
         flags += [f"imputed:{k}" for k in fitted.imputed(data, [0])[0]]
-    lvm = float(fitted.predict(data, np.array([0]))[0])
+    if hasattr(fitted, "inputs") and hasattr(fitted, "scaler"):
+        # a network model: through bundle.run, so a batching bundle (the service, archives) can gather calls
+        t = fitted.inputs(data, [0])
+        lvm = float(fitted.scaler.to_grams(bundle.run(name, t.ecg, t.demographics, t.params))[0])
+    else:
+        lvm = float(fitted.predict(data, np.array([0]))[0])
     bsa = float(bsa_m2(h, w)) if (h and w and h > 0 and w > 0) else None
     lvmi = lvm / bsa if bsa else None
     lvh = None
@@ -187,3 +192,142 @@ def predictions_to_frame(preds: list[Prediction]) -> pd.DataFrame:
         rows.append(d)
     return pd.DataFrame(rows, columns=["path", "lvm_g", "lvm_g_low", "lvm_g_high", "level", "lvmi_g_m2", "lvh",
                                        "lvh_probability", "model", "flags", "age_years", "sex", "height_cm", "weight_kg"])
+
+
+
+# --- batched prediction: one model call per batch and model, for the service and archive scoring ---------
+# predict_record is left as it is (every check and field added to it flows into the batched results): it
+# runs in a thread per record against a BatchingBundle, whose run() gathers the concurrent calls into one.
+
+
+class BatchingBundle:
+    """A bundle whose :meth:`run` gathers concurrent calls into one model call per model (dynamic batching).
+
+    A batch runs when every registered caller is waiting in ``run``, when ``max_batch`` calls wait, or
+    when the oldest has waited ``max_wait_s``; everything else is the wrapped bundle's.
+    """
+
+    def __init__(self, bundle, *, max_batch: int = 64, max_wait_s: float = 0.01):
+        import threading
+
+        self._bundle = bundle
+        self._max_batch = max(1, int(max_batch))
+        self._max_wait_s = float(max_wait_s)
+        self._cond = threading.Condition()
+        self._pending: list[tuple[object, float, tuple]] = []
+        self._results: dict[int, object] = {}
+        self._inflight = 0
+        self._running = False
+        self.batches: list[int] = []  # the size of every model call made (for tests and benchmarks)
+
+    def __getattr__(self, name):
+        return getattr(self._bundle, name)
+
+    def enter(self, n: int = 1) -> None:
+        """Register ``n`` callers that will call :meth:`run` (or :meth:`leave` without calling it)."""
+        with self._cond:
+            self._inflight += n
+
+    def leave(self) -> None:
+        with self._cond:
+            self._inflight -= 1
+            self._cond.notify_all()
+
+    def _ready(self, now: float) -> bool:
+        if not self._pending or self._running:
+            return False
+        return (len(self._pending) >= self._inflight or len(self._pending) >= self._max_batch
+                or now - self._pending[0][1] >= self._max_wait_s)
+
+    def _run_batch(self, batch) -> dict[int, object]:
+        groups: dict[tuple, list] = {}
+        for key, _, (name, ecg, demo, par) in batch:
+            groups.setdefault((name, np.shape(ecg)[1:], np.shape(demo)[1:], np.shape(par)[1:]), []).append(
+                (key, ecg, demo, par))
+        out: dict[int, object] = {}
+        for (name, *_), items in groups.items():
+            try:
+                res = self._bundle.run(name, np.concatenate([np.asarray(i[1], np.float32) for i in items]),
+                                       np.concatenate([np.asarray(i[2], np.float32) for i in items]),
+                                       np.concatenate([np.asarray(i[3], np.float32) for i in items]))
+                self.batches.append(sum(len(i[1]) for i in items))
+                start = 0
+                for key, ecg, _, _ in items:
+                    out[key] = np.asarray(res[start:start + len(ecg)])
+                    start += len(ecg)
+            except Exception as exc:  # noqa: BLE001 - handed to each caller of the batch
+                for key, *_ in items:
+                    out[key] = exc
+        return out
+
+    def run(self, name: str, ecg, demographics, params):
+        import time
+
+        key = object()
+        kid = id(key)
+        with self._cond:
+            self._pending.append((kid, time.monotonic(), (name, ecg, demographics, params)))
+            while kid not in self._results:
+                now = time.monotonic()
+                if self._ready(now):
+                    batch, self._pending = self._pending[:self._max_batch], self._pending[self._max_batch:]
+                    self._running = True
+                    self._cond.release()
+                    try:
+                        done = self._run_batch(batch)
+                    finally:
+                        self._cond.acquire()
+                        self._running = False
+                    self._results.update(done)
+                    self._cond.notify_all()
+                    continue
+                wait = None
+                if self._pending and not self._running and self._max_wait_s != float("inf"):
+                    wait = max(0.0, self._pending[0][1] + self._max_wait_s - now)
+                self._cond.wait(wait if wait is not None else 0.5)
+            res = self._results.pop(kid)
+        if isinstance(res, Exception):
+            raise res
+        return res
+
+
+def predict_records(bundle, jobs, *, max_batch: int = 64) -> list:
+    """Predict many records, batching the model calls: a Prediction or an ECGReadError per job, in order.
+
+    Each job is a dict with ``record`` (an ECGRecord, or a path to read) and optionally ``path`` and the
+    demographics keywords of :func:`predict_record`. Gives the same predictions as :func:`predict_record`
+    one by one (to float rounding of a batched network call).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from elvmass import read_ecg
+
+    jobs = list(jobs)
+    results: list = [None] * len(jobs)
+    if not jobs:
+        return results
+
+    def one(batched, i):
+        job = dict(jobs[i])
+        rec = job.pop("record")
+        path = job.pop("path", None)
+        try:
+            if not isinstance(rec, ECGRecord):
+                path = path or str(rec)
+                rec = read_ecg(rec)
+            results[i] = predict_record(batched, rec, path=path, **job)
+        except ECGReadError as exc:
+            results[i] = exc
+        except (ElvmassError, ValueError) as exc:
+            results[i] = ECGReadError(path or rec.source_path or "<record>", str(exc))
+        finally:
+            batched.leave()
+
+    step = max(1, int(max_batch))
+    with ThreadPoolExecutor(max_workers=min(step, len(jobs))) as pool:
+        for start in range(0, len(jobs), step):
+            idx = range(start, min(start + step, len(jobs)))
+            batched = BatchingBundle(bundle, max_batch=step, max_wait_s=float("inf"))
+            batched.enter(len(idx))
+            list(pool.map(lambda i: one(batched, i), idx))
+    return results

@@ -181,8 +181,16 @@ def predict(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the predictions as CSV."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per file per line."),
     engine: str = typer.Option("torch", "--engine", help="torch, or onnx (needs a bundle trained with --onnx)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Archive scoring: local Dask worker processes."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Archive scoring: address of an existing Dask scheduler."),
+    resume: bool = typer.Option(False, "--resume", help="Archive scoring: skip files already in --out (by content hash)."),
+    chunk_size: int = typer.Option(200, "--chunk-size", help="Archive scoring: files per Dask task (one Parquet part each)."),
 ) -> None:
-    """Predict LV mass (g), LVMI and LVH for each ECG with the sex-specific model."""
+    """Predict LV mass (g), LVMI and LVH for each ECG with the sex-specific model.
+
+    With ``--out X.parquet`` (or --workers/--scheduler/--resume) a folder is scored as an archive on Dask:
+    one Parquet row per file, written chunk by chunk; a failing file is a row with its error.
+    """
     from elvmass.bundle import load_bundle
     from elvmass.predict import predict_files, predictions_to_frame
 
@@ -191,6 +199,12 @@ def predict(
         if s not in ("M", "F"):
             fail(f"--sex must be M or F, got {sex!r}")
         sex = s
+    if (out is not None and out.suffix.lower() == ".parquet") or workers is not None or scheduler or resume:
+        _score_archive(files, model, out, workers=workers, scheduler=scheduler, resume=resume, chunk_size=chunk_size,
+                       demographics={k: v for k, v in (("age_years", age), ("sex", sex), ("height_cm", height_cm),
+                                                       ("weight_kg", weight_kg)) if v is not None},
+                       json_out=json_out, engine=engine)
+        return
     try:
         bundle = load_bundle(model, engine=engine)
     except ElvmassError as exc:
@@ -234,6 +248,47 @@ def predict(
             console.print(f"written: {out}", highlight=False)
     if errors:  # the good files are predicted and written; the status still says something failed
         raise typer.Exit(1)
+
+
+def _score_archive(files, model, out, *, workers, scheduler, resume, chunk_size, demographics, json_out, engine):
+    """`elvmass predict ARCHIVE_DIR --out scores.parquet [--workers N] [--scheduler ADDR] [--resume]`."""
+    from elvmass.archive import score_archive
+
+    if engine != "torch":
+        fail("archive scoring runs the torch engine (--engine onnx is for file lists)")
+    if out is None or out.suffix.lower() != ".parquet":
+        fail("archive scoring writes Parquet: give --out NAME.parquet")
+    if len(files) != 1 or not Path(files[0]).is_dir():
+        fail("archive scoring takes one folder (ARCHIVE_DIR), searched recursively")
+    if workers is not None and workers < 1:
+        fail("--workers must be at least 1")
+    if chunk_size < 1:
+        fail("--chunk-size must be at least 1")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    prog = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} files/s"),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err_console, transient=True,
+                    disable=json_out)
+    task = prog.add_task("scoring", total=None, rate="–")
+
+    def cb(done: int, total: int, rate: float) -> None:
+        prog.update(task, completed=done, total=total, rate=f"{rate:.1f}")
+
+    try:
+        with prog:
+            summary = score_archive(model, files[0], out, workers=workers, scheduler=scheduler, resume=resume,
+                                    chunk_size=chunk_size, demographics=demographics or None, progress=cb)
+    except (ElvmassError, OSError) as exc:
+        fail(str(exc))
+    info = {"out": str(summary.out), "files": summary.n_files, "scored": summary.n_scored, "errors": summary.n_errors,
+            "skipped": summary.n_skipped, "copied": summary.n_copied, "elapsed_s": round(summary.elapsed_s, 2),
+            "files_per_s": None if summary.n_scored + summary.n_errors == 0 else round(summary.files_per_s, 2)}
+    if json_out:
+        print_json_line(info)
+    else:
+        console.print(f"{summary.n_files} file(s): {summary.n_scored} scored, {summary.n_errors} error row(s), "
+                      f"{summary.n_skipped} already scored, {summary.n_copied} copied by content hash; "
+                      f"{summary.elapsed_s:.1f} s -> {summary.out}", highlight=False)
 
 
 @app.command("demo")

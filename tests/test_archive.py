@@ -1,0 +1,113 @@
+"""`elvmass predict ARCHIVE --out scores.parquet` on a local Dask cluster: generated MUSE files, the genuine
+MUSE exports and a PTB-XL WFDB record in a folder tree with corrupt copies; one row per file, errors as rows,
+and a run cut off part-way then resumed ends with exactly one row per file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from elvmass.archive import read_scores
+from elvmass.cli import app
+
+
+@pytest.fixture(scope="module")
+def archive(trained_bundle, shared_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("archive")
+    gen = sorted((trained_bundle.parent / "synth" / "ecgs").glob("*.xml"))[:10]
+    assert len(gen) == 10
+    (root / "2019" / "a").mkdir(parents=True)
+    (root / "2020").mkdir()
+    for p in gen[:6]:
+        shutil.copy(p, root / "2019" / "a" / p.name)
+    for p in gen[6:]:
+        shutil.copy(p, root / "2020" / p.name)
+    for p in sorted((shared_data / "vendor" / "ge-muse-xml").glob("*.xml")):
+        shutil.copy(p, root / p.name)
+    from elvmass.io import example_ecg_path
+
+    hea = example_ecg_path()  # PTB-XL record 136 (WFDB), shipped with elvmass
+    for src in (hea, hea.with_suffix(".dat")):
+        shutil.copy(src, root / src.name)
+    raw = gen[0].read_bytes()
+    (root / "2020" / "corrupt_truncated.xml").write_bytes(raw[: len(raw) // 3])
+    (root / "2020" / "corrupt_b64.xml").write_bytes(raw.replace(b"<WaveFormData>", b"<WaveFormData>%%", 1))
+    return root
+
+
+def _run(args):
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("{")][-1])
+
+
+@pytest.mark.slow  # two local Dask clusters: ~30 s on a quiet machine, minutes under load
+def test_archive_scoring_then_resume_after_a_cut(trained_bundle, archive, tmp_path):
+    from elvmass.bundle import load_bundle
+    from elvmass.io import find_ecg_files
+    from elvmass.predict import predict_files
+
+    files = find_ecg_files(archive)
+    rels = sorted(str(p.relative_to(archive)) for p in files)
+    out = tmp_path / "scores.parquet"
+    info = _run(["predict", "--model", str(trained_bundle), str(archive), "--out", str(out), "--workers", "1",
+                 "--chunk-size", "4", "--json"])
+    assert info["files"] == len(files) and info["errors"] == 2 and info["scored"] == len(files) - 2
+    df = read_scores(out)
+    assert sorted(df["path"]) == rels
+    bad = df[df["error"].notna()].set_index("path")
+    assert set(bad.index) == {"2020/corrupt_truncated.xml", "2020/corrupt_b64.xml"}
+    assert all("corrupt" in e or "base64" in e.lower() or "Base64" in e for e in bad["error"]), bad["error"].tolist()
+    assert bad["lvm_g"].isna().all()
+    good = df[df["error"].isna()].set_index("path")
+    # the same numbers as `predict_files`, one file at a time, and the hash of the bytes on disk
+    preds, errors = predict_files(load_bundle(trained_bundle), [archive / p for p in good.index])
+    assert not errors
+    for p, pred in zip(good.index, preds):
+        assert good.loc[p, "lvm_g"] == pytest.approx(pred.to_dict()["lvm_g"], abs=0.051)
+        assert good.loc[p, "model"] == pred.model
+    muse = good.loc["muse_ecg2.xml"]
+    assert muse["content_sha256"] == hashlib.sha256((archive / "muse_ecg2.xml").read_bytes()).hexdigest()
+    assert muse["sex"] == "M" and muse["age_years"] == 60.0
+    wfdb = good.loc["ptbxl_00136_hr.hea"]
+    assert wfdb["format"] == "wfdb" and wfdb["age_years"] == 52.0  # PTB-XL: 52-year-old man
+
+    # a run cut off part-way: only some parts were written (and a temporary of an unfinished one was left)
+    parts = sorted(out.glob("part-*.parquet"))
+    assert len(parts) == -(-len(files) // 4)
+    for p in parts[1::2]:
+        p.unlink()
+    (out / ".tmp-abc.parquet").write_bytes(b"half a file")
+    kept = len(read_scores(out))
+    # and a byte-identical copy of a scored file appeared under a new name: copied by hash, not rescored
+    shutil.copy(archive / "muse_ecg1.xml", archive / "2020" / "muse_copy.xml")
+    try:
+        info2 = _run(["predict", "--model", str(trained_bundle), str(archive), "--out", str(out), "--workers", "1",
+                      "--chunk-size", "4", "--resume", "--json"])
+        df2 = read_scores(out)
+        raw_rows = pd.concat([pd.read_parquet(p) for p in out.glob("part-*.parquet")])
+    finally:
+        (archive / "2020" / "muse_copy.xml").unlink()
+    assert info2["skipped"] == kept and info2["files"] == len(files) + 1
+    assert info2["copied"] + info2["scored"] + info2["errors"] == len(files) + 1 - kept
+    assert len(raw_rows) == len(files) + 1 and raw_rows["path"].is_unique  # exactly one row per file
+    assert sorted(df2["path"]) == sorted(rels + ["2020/muse_copy.xml"])
+    merged = df2.set_index("path")
+    assert merged.loc["2020/muse_copy.xml", "lvm_g"] == merged.loc["muse_ecg1.xml", "lvm_g"]
+    assert merged.loc["2020/muse_copy.xml", "content_sha256"] == merged.loc["muse_ecg1.xml", "content_sha256"]
+
+
+def test_archive_needs_a_folder_and_parquet(trained_bundle, archive, tmp_path):
+    res = CliRunner().invoke(app, ["predict", "--model", str(trained_bundle), str(archive), "--workers", "1",
+                                   "--out", str(tmp_path / "x.csv")])
+    assert res.exit_code == 1 and "give --out NAME.parquet" in res.stderr
+    out = tmp_path / "s.parquet"
+    out.mkdir()
+    (out / "part-x-00000.parquet").write_bytes(b"")
+    res = CliRunner().invoke(app, ["predict", "--model", str(trained_bundle), str(archive), "--out", str(out)])
+    assert res.exit_code == 1 and "--resume" in res.stderr
