@@ -14,7 +14,7 @@ from elvmass.errors import ElvmassError
 
 
 def _log(msg: str) -> None:
-    err_console.print(msg, highlight=False)
+    err_console.print(msg, highlight=False, soft_wrap=True)
 
 
 def _runner(workers: Optional[int], scheduler: Optional[str], log):

@@ -173,7 +173,7 @@ def dask_runner(*, n_workers: int | None = None, scheduler: str | None = None, l
         else:
             n = n_workers or default_workers(threads_per_training(tasks))
             # one task slot per worker process; torch's own threads are set by the fit loop
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                    silence_logs=40)
             client = Client(cluster)
         try:
