@@ -93,8 +93,9 @@ class RandomCrop:
             n_total = x.shape[-1]
             n = min(n_total, int(torch.randint(lo, hi + 1, (1,), generator=gen)))
             starts = torch.randint(0, n_total - n + 1, (x.shape[0],), generator=gen)
-            idx = (starts[:, None] + torch.arange(n)[None, :])[:, None, :].expand(-1, x.shape[1], -1)
-            return torch.take_along_dim(x, idx, dim=-1)
+            # draws on the (CPU) generator, gather where the batch lives (CPU or GPU)
+            idx = (starts[:, None] + torch.arange(n)[None, :]).to(x.device)
+            return torch.take_along_dim(x, idx[:, None, :].expand(-1, x.shape[1], -1), dim=-1)
 
         return crop
 
