@@ -145,11 +145,16 @@ def fit_model(
     *,
     target_scale_g: float = 1.0,
     description: str = "training",
+    augment=None,
 ) -> TrainResult:
     """Fit eLVMass-Net on ``train``, select the epoch with the lowest MAE on ``val``.
 
     ``target_scale_g`` converts normalised target units back to grams so the validation MAE
-    (shown in the progress bar and stored in the history) is in grams.
+    (shown in the progress bar and stored in the history) is in grams. ``augment(x, gen) -> x``,
+    when given, transforms each training batch of ECG views (B, 12, L) after the built-in
+    augmentation, drawing its randomness from the loop's seeded generator ``gen`` (e.g. the
+    synchronized random crop of :class:`elvmass.models.elvmassnet_spec.RandomCrop`); validation
+    and prediction see the views unchanged.
     """
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"{description}: training and validation sets must not be empty (got {len(train)}, {len(val)})")
@@ -193,6 +198,8 @@ def fit_model(
             for b in range(n_batches):
                 idx = perm[b * config.batch_size : (b + 1) * config.batch_size]
                 x = _augment(ecg_all[idx], config, gen)
+                if augment is not None:
+                    x = augment(x, gen)
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(model(x, demo_all[idx], par_all[idx]), y_all[idx])
                 loss.backward()

@@ -6,7 +6,10 @@ Each sub-command lives in its own module and registers itself on the shared app.
 from __future__ import annotations
 
 from elvmass.cli._app import app
-from elvmass.cli import inspect_cmd, cohort_cmd, beats_cmd, synth_cmd, study_cmd, serve_cmd  # noqa: F401  (each registers its commands)
+# each module registers its commands on the shared app
+from elvmass.cli import inspect_cmd, cohort_cmd, beats_cmd, synth_cmd, study_cmd  # noqa: F401
+from elvmass.cli import serve_cmd  # noqa: F401
+from elvmass.cli import experiments_cmd  # noqa: F401
 
 
 def main() -> None:

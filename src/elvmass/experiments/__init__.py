@@ -4,6 +4,10 @@
   (folds, sex-restricted models, out-of-fold predictions; (model, fold) tasks a runner executes);
 * :mod:`~elvmass.experiments.study`: presets, the study's models, summary, comparisons, the results
   folder (``elvmass study`` / ``elvmass demo``);
+* :mod:`~elvmass.experiments.runner`: who runs the (model, fold) tasks: serially, on Dask, or
+  resumably from an on-disk store of finished tasks;
+* :mod:`~elvmass.experiments.tables`: the paper's tables (1a-1c, S4, S5) as registered builders;
+* :mod:`~elvmass.experiments.experiments`: every table in one protocol run (``elvmass experiments``);
 * :mod:`~elvmass.experiments.final`: the final models on the whole cohort, saved as a bundle
   (``elvmass train``).
 """

@@ -1,0 +1,259 @@
+"""The paper's experiment tables as builders: which models each table needs, and how its rows read.
+
+Each table is an :class:`ExperimentTable` registered under a short key (``--tables 1a,1b``):
+
+=======  =====================================================================================
+key      rows (the reference eLVMass-Net row shows "—" in its p-value columns)
+=======  =====================================================================================
+``1a``   input view: full 10-s ECG, random crop (training-time augmentation, evaluated on the
+         whole record), single beat (reference)
+``1b``   lead grouping: none, anatomical, electrical (reference)
+``1c``   inputs: ECG only, ECG + parameters, ECG + demographics, all (reference)
+``s4``   LV mass per sex: the non-sex-specific model (reference) and the male / female model on
+         that sex's cases (same folds)
+``s5``   LVH classification per sex from predicted LVMI, the same models: c-statistic with
+         DeLong's p against the reference, accuracy, sensitivity, specificity, PPV, F1
+=======  =====================================================================================
+
+Columns of 1a-1c: MAE (g) and MAPE (%) as mean ± SD across the five folds and the fold-level
+paired t-test p-value against the reference (:func:`elvmass.evaluate.stats.paired_fold_test`).
+
+More tables plug in with :func:`register_table`: Table 2 (the comparators) is a
+:class:`ModelsTable` over registered recipes, e.g.
+``register_table(ModelsTable("2", "Comparators", (("LVM-AI", "lvm_ai_original"), ...)))``; Table 3
+(saliency) a subclass whose :meth:`ExperimentTable.build` reads the fitted models' saliency. Every
+table asks for models as :class:`~elvmass.experiments.protocol.ModelEntry` rows; rows with the same
+name in several tables are one model, trained once per fold.
+
+    >>> from elvmass.experiments.study import make_preset
+    >>> [r.label for r in TABLES["1b"].rows(make_preset("quick"))]
+    ['None', 'Anatomical', 'Electrical (eLVMass-Net)']
+    >>> [r.entry.name for r in TABLES["s4"].rows(make_preset("quick"))]
+    ['elvmassnet', 'elvmassnet_male', 'elvmassnet_female']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from elvmass.evaluate.metrics import lvh_score
+from elvmass.evaluate.stats import delong_test, paired_fold_test
+from elvmass.experiments.protocol import ModelEntry
+
+REFERENCE = "elvmassnet"
+SEX_LABELS = {"M": "male", "F": "female"}
+DASH = "—"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a table: its label and the model (entry) it shows."""
+
+    label: str
+    entry: ModelEntry
+
+    @property
+    def model(self) -> str:
+        return self.entry.name
+
+
+@dataclass
+class TableContext:
+    """What a table's rows are built from: the protocol result and every model's summary."""
+
+    result: object  # ProtocolResult
+    models: dict  # summarise(): name -> metrics (overall and by_sex)
+    n_folds: int
+    reference: str = REFERENCE
+
+
+@dataclass
+class BuiltTable:
+    """A finished table: the frame laid out as in the paper and its numbers for experiments.json."""
+
+    key: str
+    title: str
+    frame: pd.DataFrame
+    rows: list[dict] = field(default_factory=list)
+
+
+class ExperimentTable:
+    """A table of the paper: ``rows(preset)`` says which models it needs, ``build(ctx)`` lays it out."""
+
+    key: str = ""
+    title: str = ""
+
+    def rows(self, preset) -> list[Row]:
+        raise NotImplementedError
+
+    def build(self, ctx: TableContext, rows: list[Row]) -> BuiltTable:
+        raise NotImplementedError
+
+
+TABLES: dict[str, ExperimentTable] = {}
+#: the tables `elvmass experiments` runs when --tables is not given
+DEFAULT_TABLES: tuple[str, ...] = ("1a", "1b", "1c", "s4", "s5")
+
+
+def register_table(table: ExperimentTable) -> ExperimentTable:
+    """Make a table known by its key (last registration wins)."""
+    if not table.key:
+        raise ValueError("a table needs a key")
+    TABLES[table.key] = table
+    return table
+
+
+def _p_text(p) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _pm(block: dict, digits: int = 1) -> str:
+    mean, sd = block.get("mean"), block.get("sd")
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    sd_txt = "–" if sd is None or (isinstance(sd, float) and math.isnan(sd)) else f"{sd:.{digits}f}"
+    return f"{mean:.{digits}f} ± {sd_txt}"
+
+
+def _num(x, digits: int = 3) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _fold_p(a: dict, b: dict) -> float | None:
+    p = paired_fold_test(a["folds"], b["folds"])["p_value"]
+    return None if p is None or (isinstance(p, float) and math.isnan(p)) else float(p)
+
+
+def _metric_row(ctx: TableContext, model: str, block: dict, ref_block: dict) -> dict:
+    is_ref = model == ctx.reference
+    return {"model": model, "n": block.get("n"), "mae_g": block["mae_g"], "mape_pct": block["mape_pct"],
+            "p_mae": None if is_ref else _fold_p(block["mae_g"], ref_block["mae_g"]),
+            "p_mape": None if is_ref else _fold_p(block["mape_pct"], ref_block["mape_pct"]),
+            "reference": is_ref}
+
+
+class AblationTable(ExperimentTable):
+    """Rows are variants of the reference eLVMass-Net (:meth:`ElvmassNetSpec.variant`); the
+    reference itself is the row whose option is ``None``."""
+
+    def __init__(self, key: str, title: str, column: str, option: str, options: Sequence[tuple[str, str | None]]):
+        self.key, self.title, self.column, self.option, self.options = key, title, column, option, tuple(options)
+
+    def rows(self, preset) -> list[Row]:
+        ref = preset.net_spec(REFERENCE)
+        out = []
+        for label, value in self.options:
+            if value is None:
+                out.append(Row(label, ModelEntry(ref)))
+            else:
+                name = f"{self.option}_{value}".replace("+", "_")
+                out.append(Row(label, ModelEntry(ref.variant(name=name, **{self.option: value}))))
+        return out
+
+    def build(self, ctx: TableContext, rows: list[Row]) -> BuiltTable:
+        ref = ctx.models[ctx.reference]
+        nums, frame = [], []
+        for r in rows:
+            d = _metric_row(ctx, r.model, ctx.models[r.model], ref) | {"label": r.label}
+            nums.append(d)
+            frame.append({self.column: r.label, "MAE (g)": _pm(d["mae_g"]), "MAPE (%)": _pm(d["mape_pct"]),
+                          "p (MAE)": DASH if d["reference"] else _p_text(d["p_mae"]),
+                          "p (MAPE)": DASH if d["reference"] else _p_text(d["p_mape"]), "model": r.model})
+        return BuiltTable(self.key, self.title, pd.DataFrame(frame), nums)
+
+
+class ModelsTable(ExperimentTable):
+    """Registered models (recipes, :mod:`elvmass.models.registry`) against the reference: Table 2's
+    comparators, or whatever ``elvmass experiments --models`` names."""
+
+    def __init__(self, key: str, title: str, recipes: Sequence[tuple[str, str]]):
+        self.key, self.title, self.recipes = key, title, tuple(recipes)
+
+    def rows(self, preset) -> list[Row]:
+        from elvmass.models.registry import build_models
+
+        out = [Row("eLVMass-Net", ModelEntry(preset.net_spec(REFERENCE)))]
+        for label, recipe in self.recipes:
+            specs = [s for s in build_models([recipe], preset) if s.name != REFERENCE]
+            for spec in specs:  # a group (e.g. a family) gives several rows, each under its own name
+                out.append(Row(label if len(specs) == 1 else f"{label} ({spec.name})", ModelEntry(spec)))
+        return out
+
+    def build(self, ctx: TableContext, rows: list[Row]) -> BuiltTable:
+        return AblationTable.build(self, ctx, rows)  # same columns: MAE, MAPE, p against the reference
+
+    column = "Model"
+
+
+class SexTable(ExperimentTable):
+    """Sex-specific models against the non-sex-specific one, per sex (S4: LV mass, S5: LVH)."""
+
+    def __init__(self, key: str, title: str, kind: str):
+        self.key, self.title, self.kind = key, title, kind
+
+    def rows(self, preset) -> list[Row]:
+        ref = preset.net_spec(REFERENCE)
+        return [Row("Non-sex-specific", ModelEntry(ref))] + [
+            Row(f"Sex-specific ({SEX_LABELS[s]} model)", ModelEntry(ref, sex=s, name_override=f"{REFERENCE}_{SEX_LABELS[s]}"))
+            for s in ("M", "F")]
+
+    def build(self, ctx: TableContext, rows: list[Row]) -> BuiltTable:
+        ref_row = rows[0]
+        nums, frame = [], []
+        for r in rows[1:]:
+            sex = r.entry.sex
+            pop = SEX_LABELS[sex]
+            for row in (ref_row, r):
+                block = ctx.models[row.model]["by_sex"][sex]
+                refb = ctx.models[ref_row.model]["by_sex"][sex]
+                is_ref = row is ref_row
+                if self.kind == "lvm":
+                    d = _metric_row(ctx, row.model, block, refb) | {"label": row.label, "population": pop}
+                    frame.append({"Population": pop, "Model": row.label, "n": block.get("n"),
+                                  "MAE (g)": _pm(d["mae_g"]), "MAPE (%)": _pm(d["mape_pct"]),
+                                  "p (MAE)": DASH if is_ref else _p_text(d["p_mae"]),
+                                  "p (MAPE)": DASH if is_ref else _p_text(d["p_mape"]), "model": row.model})
+                else:
+                    lvh = dict(block["lvh"])
+                    p = None if is_ref else _delong_p(ctx, row.model, ref_row.model, sex)
+                    d = {"model": row.model, "label": row.label, "population": pop, "n": block.get("n"),
+                         "lvh": lvh, "p_c_statistic": p, "reference": is_ref}
+                    frame.append({"Population": pop, "Model": row.label, "c-statistic": _num(lvh.get("c_statistic")),
+                                  "p (DeLong)": DASH if is_ref else _p_text(p), "Accuracy": _num(lvh.get("accuracy")),
+                                  "Sensitivity": _num(lvh.get("sensitivity")), "Specificity": _num(lvh.get("specificity")),
+                                  "PPV": _num(lvh.get("ppv")), "F1": _num(lvh.get("f1")), "model": row.model})
+                nums.append(d)
+        return BuiltTable(self.key, self.title, pd.DataFrame(frame), nums)
+
+
+def _delong_p(ctx: TableContext, a: str, b: str, sex: str) -> float | None:
+    df = ctx.result.manifest
+    s = df["sex"].to_numpy(object)
+    bsa = pd.to_numeric(df["bsa_m2"], errors="coerce").to_numpy(float)
+    lvh = df["lvh"].astype("float").to_numpy()
+    pa, pb = ctx.result.predictions[a], ctx.result.predictions[b]
+    ok = (s == sex) & np.isfinite(pa) & np.isfinite(pb) & np.isfinite(lvh) & np.isfinite(bsa)
+    if ok.sum() < 3 or len(np.unique(lvh[ok])) < 2:
+        return None
+    d = delong_test(lvh[ok], lvh_score((pa / bsa)[ok], s[ok]), lvh_score((pb / bsa)[ok], s[ok]))
+    p = d["p_value"]
+    return None if p is None or (isinstance(p, float) and math.isnan(p)) else float(p)
+
+
+register_table(AblationTable("1a", "Table 1(a). Input view", "Input view", "view",
+                             (("Full 10-s ECG", "full"), ("Random crop", "random_crop"),
+                              ("Single beat (eLVMass-Net)", None))))
+register_table(AblationTable("1b", "Table 1(b). Lead grouping", "Lead grouping", "grouping",
+                             (("None", "none"), ("Anatomical", "anatomical"), ("Electrical (eLVMass-Net)", None))))
+register_table(AblationTable("1c", "Table 1(c). Input combination", "Inputs", "inputs",
+                             (("ECG", "ecg"), ("ECG + parameters", "ecg+params"),
+                              ("ECG + demographics", "ecg+demographics"), ("All (eLVMass-Net)", None))))
+register_table(SexTable("s4", "Table S4. LV mass estimation: sex-specific vs non-sex-specific models", "lvm"))
+register_table(SexTable("s5", "Table S5. LVH classification: sex-specific vs non-sex-specific models", "lvh"))
