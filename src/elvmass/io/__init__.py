@@ -168,6 +168,7 @@ def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None,  # 
         guard.check_dicom_lengths(path, data)
     else:
         guard.check_xml_bytes(path, data)
+        guard.check_declared_rates(path, fmt, data)
     del data
     return read_vendor_ecg(path, fmt)
 

@@ -256,3 +256,62 @@ def check_dicom_lengths(path, data: bytes, *, max_elements: int = 2_000_000) -> 
         if not is_container or (group == 0xFFFE and elem != 0xE000):
             pos += length  # a value (or a delimiter): skip it
         # a sequence or item of defined length: walk into it
+
+
+# --- sampling rates stated in XML, judged before the waveform is decoded ---------------------------------
+_RATE_PATTERNS = {
+    "ge_muse_xml": [(re.compile(r"<SampleBase>\s*([^<\s]{1,40})\s*</SampleBase>"), "SampleBase", None)],
+    "philips_xml": [
+        (re.compile(r"""samplespersecond\s*=\s*["']([^"']{1,40})["']"""), "samplespersecond", None),
+        (re.compile(r"<samplingrate>\s*([^<\s]{1,40})\s*</samplingrate>"), "samplingrate", None),
+    ],
+    "hl7_aecg": [
+        (re.compile(r"""<increment\s+value\s*=\s*["']([^"']{1,40})["']\s+unit\s*=\s*["'](s|ms)["']"""), "increment", "period"),
+    ],
+}
+
+
+def _xml_text(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace")
+    if data[1:2] == b"\x00" and data[:1] == b"<":
+        return data.decode("utf-16-le", errors="replace")
+    if data[:1] == b"\x00" and data[1:2] == b"<":
+        return data.decode("utf-16-be", errors="replace")
+    return data.decode("latin-1")
+
+
+def check_declared_rates(path, fmt: str, data: bytes) -> None:
+    """Refuse an XML ECG whose stated sampling rate is implausible (0 Hz, 10 MHz), before its waveform is
+    decoded (a Philips file at a stated 10 MHz would otherwise ask for 110 million samples per lead).
+
+    HL7 aECG states the sampling period (``<increment value="0.002" unit="s"/>``), the others the rate.
+    """
+    from elvmass.io._assemble import check_sampling_rate
+
+    patterns = _RATE_PATTERNS.get(fmt)
+    if not patterns:
+        return
+    text = _xml_text(data)
+    for pattern, field, kind in patterns:
+        for match in pattern.finditer(text):
+            value = match.group(1)
+            if kind == "period":
+                try:
+                    period_s = float(value) * (1e-3 if match.group(2) == "ms" else 1.0)
+                except ValueError:
+                    raise ECGReadError(path, f"sampling period {value!r} ({field}) is not a number") from None
+                if period_s <= 0 or period_s != period_s:
+                    raise ECGReadError(path, f"implausible sampling period {value!r} {match.group(2)} ({field}): not positive")
+                fs = 1.0 / period_s
+                try:
+                    check_sampling_rate(path, fs)
+                except ECGReadError:
+                    raise ECGReadError(
+                        path, f"implausible sampling rate {fs:g} Hz (from the {field} {value} {match.group(2)}; expected 50-20000 Hz)"
+                    ) from None
+            else:
+                try:
+                    check_sampling_rate(path, value)
+                except ECGReadError as exc:
+                    raise ECGReadError(path, f"{exc.problem} ({field})") from None
