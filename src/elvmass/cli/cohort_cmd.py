@@ -61,10 +61,16 @@ def build_cmd(
     except (ElvmassError, ValueError, OSError) as exc:
         report_error(str(exc))
         raise typer.Exit(2)
+    from elvmass.atomic import atomic_group
+
     try:
-        manifest_path = write_manifest(build.manifest, out, relative_paths=True)
-        flow_path = write_table(build.flow, flow_path_for(out))
-        excluded_path = write_table(build.excluded, excluded_path_for(out))
+        with atomic_group():  # manifest, flow and excluded tables land together, or the old ones stay
+            manifest_path = write_manifest(build.manifest, out, relative_paths=True)
+            flow_path = write_table(build.flow, flow_path_for(out))
+            excluded_path = write_table(build.excluded, excluded_path_for(out))
+    except ElvmassError as exc:
+        report_error(str(exc))
+        raise typer.Exit(2)
     except (OSError, ValueError) as exc:
         report_error(f"cannot write {out} ({getattr(exc, 'strerror', None) or exc})")
         raise typer.Exit(2)

@@ -88,12 +88,14 @@ def study(
     seed: int = typer.Option(0, "--seed", help="Seed of model initialisation, batching and validation split."),
 ) -> None:
     """Run the cross-validated eLVMass-Net study protocol on a cohort and write a report."""
+    from elvmass.atomic import atomic_dir
     from elvmass.evaluate.study import run_study
 
     chosen = _check_preset(preset, inputs, seed)
     try:
-        results = run_study(cohort, out, chosen, sex_specific=sex_specific, cache_dir=cache_dir,
-                            progress=not quiet and not json_out, log=None if quiet else _log)
+        with atomic_dir(out) as tmp:  # the previous results stay whole until the new ones are complete
+            results = run_study(cohort, tmp, chosen, sex_specific=sex_specific, cache_dir=cache_dir,
+                                progress=not quiet and not json_out, log=None if quiet else _log)
     except (ElvmassError, ValueError) as exc:
         fail(str(exc))
     if json_out:
@@ -116,17 +118,19 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Seed of model initialisation, batching and validation split."),
 ) -> None:
     """Fit the final models on the whole cohort and save a model bundle (safetensors + JSON)."""
+    from elvmass.atomic import atomic_dir
     from elvmass.bundle import export_onnx, train_bundle
 
     chosen = _check_preset(preset, inputs, seed)
     try:
-        path = train_bundle(cohort, out, chosen, sex_specific=sex_specific, cache_dir=cache_dir, progress=not quiet,
-                            log=None if quiet else _log)
-        if onnx:
-            export_onnx(path)
+        with atomic_dir(out) as tmp:  # a bundle is complete (weights, ONNX, hashes) or the old one stays
+            path = train_bundle(cohort, tmp, chosen, sex_specific=sex_specific, cache_dir=cache_dir,
+                                progress=not quiet, log=None if quiet else _log)
+            if onnx:
+                export_onnx(path)
     except (ElvmassError, ValueError) as exc:
         fail(str(exc))
-    console.print(f"model bundle: {path}", highlight=False)
+    console.print(f"model bundle: {out}", highlight=False)
 
 
 @app.command("predict")
@@ -166,7 +170,10 @@ def predict(
         from elvmass.atomic import atomic_write
 
         frame = predictions_to_frame(preds)
-        atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+        try:
+            atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+        except ElvmassError as exc:  # disk full, no permission: one line, the previous file is unchanged
+            fail(str(exc))
     if json_out:
         for p in preds:
             print_json_line(p.to_dict())
