@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from elvmass.atomic import atomic_write
-from elvmass.errors import ECGReadError, ManifestError
+from elvmass.errors import ECGReadError, ManifestError, path_from_text, path_text
 from elvmass.record import ECGRecord
 
 # --------------------------------------------------------------------------------------------------
@@ -264,7 +264,7 @@ def write_manifest(df: pd.DataFrame, path, *, relative_paths: bool = False) -> P
 
 def resolve_ecg_path(ecg_path: str, base_dir=None) -> Path:
     """The file a manifest's ``ecg_path`` names: relative paths are taken from ``base_dir``."""
-    p = Path(str(ecg_path).strip()).expanduser()
+    p = path_from_text(str(ecg_path).strip()).expanduser()
     if not p.is_absolute() and base_dir is not None:
         p = Path(base_dir) / p
     return p
@@ -804,7 +804,7 @@ def ecg_metadata(record: ECGRecord, path=None) -> dict:
             ts = ts.tz_convert("UTC").tz_localize(None)
     pid = None if _is_missing(p.patient_id) else str(p.patient_id).strip()
     row = {
-        "ecg_path": str(path if path is not None else record.source_path),
+        "ecg_path": path_text(path if path is not None else record.source_path),
         "patient_id": pid,
         "ecg_datetime": ts,
         "sex": p.sex,
@@ -952,7 +952,7 @@ def pair_ecgs_with_imaging(ecgs: pd.DataFrame, imaging: pd.DataFrame, *, window_
                                 index=e.index, dtype=object)
     e["ecg_datetime"] = pd.Series([None if _is_missing(v) else _parse_datetime(SCHEMA_BY_NAME["ecg_datetime"], v)[0]
                                    for v in e["ecg_datetime"]], index=e.index, dtype=object)
-    ex = [{"ecg_path": str(p), "reason": f"unreadable: {why}"} for p, why in unreadable]
+    ex = [{"ecg_path": path_text(p), "reason": f"unreadable: {why}"} for p, why in unreadable]
     flow.step("ECG files read", "ECGs", len(e) + len(unreadable), ex, "unreadable ECG file")
 
     # 3. patient ID and acquisition time present
@@ -1017,7 +1017,7 @@ def pair_ecgs_with_imaging(ecgs: pd.DataFrame, imaging: pd.DataFrame, *, window_
         for ii, irow_no, img_when in img_by_pid.get(pid, ()):
             d = abs(when - img_when)
             if d <= win:
-                cands.append((d, irow_no, str(path), ei, ii))
+                cands.append((d, irow_no, path_text(path), ei, ii))
     cands.sort(key=lambda c: (c[0], c[1], c[2]))
     used_ecg, used_img, pairs = set(), set(), []
     for d, _, _, ei, ii in cands:

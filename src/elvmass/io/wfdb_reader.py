@@ -109,6 +109,9 @@ def parse_header_comments(comments: list[str]) -> dict:
     (74.0, 'M', 177.8, 68.0)
     >>> d["statements"]
     ['left bundle branch block [SNOMED 164909002]', 'pacing rhythm [SNOMED 10370003]']
+    >>> d = parse_header_comments(["<age>: 51", "<sex>: F", "<diagnoses>:"])  # LUDB
+    >>> d["age_years"], d["sex"]
+    (51.0, 'F')
     >>> d = parse_header_comments(["PatientID: P-7", "AcquisitionDate: 2020-03-04T09:05:07", "QRSDuration: 88"])
     >>> d["patient_id"], d["acquired_at"].isoformat(), d["measurements"]
     ('P-7', '2020-03-04T09:05:07', {'qrs_ms': 88.0})
@@ -119,7 +122,8 @@ def parse_header_comments(comments: list[str]) -> dict:
         if ":" not in line:
             continue
         key, _, value = line.partition(":")
-        key = re.sub(r"[\s_\-]+", "", key.strip().lower().lstrip("#"))
+        # LUDB writes its keys in angle brackets: "#<age>: 51", "#<sex>: F"
+        key = re.sub(r"[\s_\-<>]+", "", key.strip().lower().lstrip("#"))
         value = value.strip()
         if not value or value.lower() in ("nan", "unknown", "none", "n/a"):
             continue
