@@ -16,6 +16,13 @@ WFDB (PTB-XL, CinC)       ``wfdb``            wfdb (header comments, PTB-XL data
 NumPy / CSV arrays (mV)   ``npy`` / ``csv``   numpy (``fs_hz`` must be given)
 ========================  ==================  ==============================================
 
+Every file is hostile input until proven otherwise: :mod:`elvmass.io.guard` refuses, before any parser
+sees the bytes, files over 50 MB (``ELVMASS_MAX_FILE_MB``, ``read_ecg(..., max_bytes=)``), XML with
+entity declarations or a DOCTYPE that points at a path or URL (billion laughs, quadratic blowup, XXE; in
+every encoding, UTF-16 included), XML stating an implausible sampling rate, DICOM elements declaring more
+bytes than the file holds, and WFDB headers declaring more samples than their signal files hold.
+``benchmarks/fuzz_readers.py`` mutates real files of every format to check that nothing else gets through.
+
 Problems that make a file unusable raise :class:`~elvmass.errors.ECGReadError` with a
 one-line message naming the file; problems a caller may tolerate become ``record.flags``
 (``nan_samples:V2``, ``flat_lead:V3``, ``unequal_lead_lengths:...``, ``resampled_leads:...``,
