@@ -102,3 +102,23 @@ def test_non_utf8_file_name_through_inspect_and_cohort_build(shared_data, tmp_pa
     rows = read_manifest(tmp_path / "m.csv")
     for value in rows["ecg_path"]:
         assert resolve_ecg_path(value, tmp_path).is_file()  # the manifest finds the file again
+
+
+@pytest.mark.slow
+def test_non_utf8_file_name_through_predict_out(shared_data, tmp_path, monkeypatch):
+    from elvmass.bundle import train_bundle
+    from elvmass.cohort import build_cohort, write_manifest
+    from elvmass.synth import SynthConfig, generate_cohort
+
+    synth = generate_cohort(SynthConfig(n=24, seed=3), tmp_path / "synth")
+    manifest = write_manifest(build_cohort(synth.ecg_dir, synth.imaging_csv).manifest, tmp_path / "manifest.csv")
+    bundle = train_bundle(manifest, tmp_path / "model", "quick", progress=False)
+    shutil.copy(shared_data / "vendor" / "ge-muse-xml" / "muse_ecg1.xml", tmp_path / LATIN1_NAME)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["predict", LATIN1_NAME, "--model", str(bundle), "--out", "p.csv"])
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    frame = pd.read_csv(tmp_path / "p.csv")
+    assert frame["path"].tolist() == ["caf\\xe9.xml"]
+    assert path_from_text(frame["path"][0]).resolve() == (tmp_path / LATIN1_NAME).resolve()
