@@ -53,7 +53,7 @@ def _write_failed(path: Path, exc: OSError) -> OutputError:
     reason = exc.strerror or str(exc) or type(exc).__name__
     if exc.errno == errno.ENOSPC:
         reason = "no space left on device"
-    return OutputError(path, f"cannot write ({reason}); the previous output is unchanged")
+    return OutputError(path, f"cannot write ({reason}); the previous output is unchanged", reason)
 
 
 def atomic_write(path, write: Callable[[Path], object]) -> Path:

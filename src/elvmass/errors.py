@@ -75,7 +75,8 @@ class OutputError(ElvmassError, OSError):
 
     Also an :class:`OSError`, so callers that catch write failures as OSError keep working."""
 
-    def __init__(self, path, problem: str):
+    def __init__(self, path, problem: str, reason: str | None = None):
         self.path = path_text(path)
         self.problem = problem
+        self.reason = reason or problem  # the system's words alone ("no space left on device")
         super().__init__(f"{self.path}: {problem}")
