@@ -141,7 +141,7 @@ def _check_interruptions(cwd: Path, targets: list[Path], args_a, args_b, seeds, 
     rc, _, err, _ = _run(args_a, cwd)
     assert rc == 0, err
     old = _snapshot(targets)
-    saved = cwd / "_saved"
+    saved = cwd / f"_saved_{targets[0].name}"
     saved.mkdir()
     for t in targets:
         (shutil.copytree if t.is_dir() else shutil.copy2)(t, saved / t.name)
