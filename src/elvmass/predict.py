@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from elvmass.cohort import bsa_m2, classify_exclusion
-from elvmass.errors import ECGReadError, ElvmassError
+from elvmass.errors import ECGReadError, ElvmassError, path_text
 from elvmass.features import PARAM_INPUTS, plausible_param, record_data
 from elvmass.record import ECGRecord
 
@@ -173,7 +173,7 @@ def predict_files(bundle, paths, *, age_years=None, sex=None, height_cm=None, we
     for i, p in enumerate(paths):
         try:
             rec = read_ecg(p)
-            preds.append(predict_record(bundle, rec, path=str(p), age_years=age_years, sex=sex,
+            preds.append(predict_record(bundle, rec, path=path_text(p), age_years=age_years, sex=sex,
                                         height_cm=height_cm, weight_kg=weight_kg))
         except ECGReadError as exc:
             errors.append(exc)

@@ -54,6 +54,15 @@ class DeviceMeasurements:
     r_axis_deg: float | None = None
     t_axis_deg: float | None = None
 
+    #: Fields where 0 (or less) is a device's placeholder for "not measured", never a measurement (axes may be 0).
+    POSITIVE_ONLY = ("hr_bpm", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms")
+
+    def __post_init__(self) -> None:
+        for name in self.POSITIVE_ONLY:
+            value = getattr(self, name)
+            if value is not None and not value > 0:  # 0, negative or NaN: not measured
+                object.__setattr__(self, name, None)
+
     def as_dict(self) -> dict[str, float | None]:
         return dataclasses.asdict(self)
 

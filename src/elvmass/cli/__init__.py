@@ -22,6 +22,11 @@ def main() -> None:
 
         report_error(str(exc))
         raise SystemExit(1)
+    except KeyboardInterrupt:  # Ctrl-C: outputs are atomic (elvmass.atomic), so the previous ones are intact
+        from elvmass.cli._app import report_error
+
+        report_error("interrupted; outputs not yet complete were discarded (earlier ones are unchanged)")
+        raise SystemExit(130)
 
 
 __all__ = ["app", "main"]

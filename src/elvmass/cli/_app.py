@@ -41,9 +41,22 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _printable(obj):
+    """Strings holding lone surrogates (file names that are not UTF-8) as elvmass.errors.path_text writes them."""
+    from elvmass.errors import path_text
+
+    if isinstance(obj, str):
+        return path_text(obj)
+    if isinstance(obj, dict):
+        return {_printable(k): _printable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_printable(v) for v in obj]
+    return obj
+
+
 def print_json_line(obj) -> None:
-    """One JSON object per line on stdout (for --json)."""
-    sys.stdout.write(json.dumps(to_jsonable(obj)) + "\n")
+    """One JSON object per line on stdout (for --json); file names that are not UTF-8 as ``\\xNN``."""
+    sys.stdout.write(json.dumps(_printable(to_jsonable(obj))) + "\n")
     sys.stdout.flush()
 
 
@@ -52,7 +65,9 @@ def report_error(message: str) -> None:
     from rich.markup import escape
 
     # file names and problems are data, not markup: "[archive]" in a path must print as written
-    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    from elvmass.errors import path_text
+
+    err_console.print(f"[red]error:[/red] {escape(path_text(message))}", highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> None:

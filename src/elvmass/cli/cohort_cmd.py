@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from elvmass.cli._app import app, console, err_console, print_json_line, report_error
-from elvmass.errors import ElvmassError, ManifestError
+from elvmass.errors import ElvmassError, ManifestError, OutputError
 
 cohort_app = typer.Typer(help="Build and check cohort manifests (one ECG–LVM pair per row).", no_args_is_help=True)
 app.add_typer(cohort_app, name="cohort")
@@ -61,10 +61,16 @@ def build_cmd(
     except (ElvmassError, ValueError, OSError) as exc:
         report_error(str(exc))
         raise typer.Exit(2)
+    from elvmass.atomic import atomic_group
+
     try:
-        manifest_path = write_manifest(build.manifest, out, relative_paths=True)
-        flow_path = write_table(build.flow, flow_path_for(out))
-        excluded_path = write_table(build.excluded, excluded_path_for(out))
+        with atomic_group():  # manifest, flow and excluded tables land together, or the old ones stay
+            manifest_path = write_manifest(build.manifest, out, relative_paths=True)
+            flow_path = write_table(build.flow, flow_path_for(out))
+            excluded_path = write_table(build.excluded, excluded_path_for(out))
+    except OutputError as exc:  # disk full, a file where a folder should be: nothing of the new set landed
+        report_error(f"cannot write {out} ({exc.reason}); the previous manifest, if any, is unchanged")
+        raise typer.Exit(2)
     except (OSError, ValueError) as exc:
         report_error(f"cannot write {out} ({getattr(exc, 'strerror', None) or exc})")
         raise typer.Exit(2)

@@ -109,13 +109,15 @@ def study(
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda (auto: CUDA when present)."),
 ) -> None:
     """Run the cross-validated eLVMass-Net study protocol on a cohort and write a report."""
+    from elvmass.atomic import atomic_dir
     from elvmass.experiments.study import run_study
 
     chosen = _check_preset(preset, inputs, seed)
     try:
-        results = run_study(cohort, out, chosen, sex_specific=sex_specific, models=_model_names(models),
-                            cache_dir=cache_dir, progress=not quiet and not json_out, log=None if quiet else _log,
-                            device=_check_device(device))
+        with atomic_dir(out) as tmp:  # the previous results stay whole until the new ones are complete
+            results = run_study(cohort, tmp, chosen, sex_specific=sex_specific, models=_model_names(models),
+                                cache_dir=cache_dir, progress=not quiet and not json_out, log=None if quiet else _log,
+                                device=_check_device(device))
     except (ElvmassError, ValueError) as exc:
         fail(str(exc))
     if json_out:
@@ -144,30 +146,32 @@ def train(
                                              "cross-validated performance and coverage go into the model card."),
 ) -> None:
     """Fit the final models on the whole cohort and save a model bundle (safetensors + JSON + model card)."""
+    from elvmass.atomic import atomic_dir
     from elvmass.bundle import export_onnx
     from elvmass.experiments.final import train_bundle
 
     chosen = _check_preset(preset, inputs, seed)
-    try:
-        if not 0 <= calibration_fraction < 0.5:
-            fail(f"--calibration-fraction must be between 0 and 0.5, got {calibration_fraction}")
-        study_results = None
-        if study_dir is not None:
-            import json
+    if not 0 <= calibration_fraction < 0.5:
+        fail(f"--calibration-fraction must be between 0 and 0.5, got {calibration_fraction}")
+    study_results = None
+    if study_dir is not None:
+        import json
 
-            try:
-                study_results = json.loads((study_dir / "results.json").read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                fail(f"{study_dir / 'results.json'}: cannot read the study results ({exc})")
-        path = train_bundle(cohort, out, chosen, sex_specific=sex_specific, models=_model_names(models),
-                            cache_dir=cache_dir, progress=not quiet, log=None if quiet else _log,
-                            device=_check_device(device), calibration_fraction=calibration_fraction,
-                            study_results=study_results)
-        if onnx:
-            export_onnx(path)
+        try:
+            study_results = json.loads((study_dir / "results.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            fail(f"{study_dir / 'results.json'}: cannot read the study results ({exc})")
+    try:
+        with atomic_dir(out) as tmp:  # a bundle is complete (weights, ONNX, hashes) or the old one stays
+            path = train_bundle(cohort, tmp, chosen, sex_specific=sex_specific, models=_model_names(models),
+                                cache_dir=cache_dir, progress=not quiet, log=None if quiet else _log,
+                                device=_check_device(device), calibration_fraction=calibration_fraction,
+                                study_results=study_results)
+            if onnx:
+                export_onnx(path)
     except (ElvmassError, ValueError) as exc:
         fail(str(exc))
-    console.print(f"model bundle: {path}", highlight=False)
+    console.print(f"model bundle: {out}", highlight=False)
 
 
 @app.command("predict")
@@ -221,7 +225,10 @@ def predict(
         from elvmass.atomic import atomic_write
 
         frame = predictions_to_frame(preds)
-        atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+        try:
+            atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+        except ElvmassError as exc:  # disk full, no permission: one line, the previous file is unchanged
+            fail(str(exc))
     if json_out:
         for p in preds:
             print_json_line(p.to_dict())

@@ -33,15 +33,19 @@ def synth(
         if fmt not in ("muse", "wfdb"):
             raise ElvmassError(f"--format {fmt!r}: use muse or wfdb")
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        from elvmass.atomic import atomic_dir
+
         with Progress(*columns, console=err_console, transient=True, disable=json_out) as bar:
             task = bar.add_task("simulating patients", total=n)
-            result = generate_cohort(cfg, out, fmt=fmt, progress=lambda i, total: bar.update(task, completed=i))
+            # written into a hidden sibling and swapped in whole; other files in --out are carried over
+            with atomic_dir(out, keep_others=True) as tmp:
+                result = generate_cohort(cfg, tmp, fmt=fmt, progress=lambda i, total: bar.update(task, completed=i))
         summary = {
             "out": str(out),
             "n_patients": result.n_patients,
             "n_ecgs": len(result.ecg_paths),
-            "imaging_csv": str(result.imaging_csv),
-            "truth_csv": str(result.truth_csv),
+            "imaging_csv": str(out / result.imaging_csv.relative_to(tmp)),
+            "truth_csv": str(out / result.truth_csv.relative_to(tmp)),
             "profile": profile,
             "format": fmt,
         }

@@ -31,7 +31,7 @@ from elvmass.cohort.validation import (
     _validate_rows,
     validate_manifest,
 )
-from elvmass.errors import ECGReadError, ManifestError
+from elvmass.errors import ECGReadError, ManifestError, path_text
 from elvmass.record import ECGRecord
 
 #: Columns of the ECG metadata table that :func:`pair_ecgs_with_imaging` works on.
@@ -62,7 +62,7 @@ def ecg_metadata(record: ECGRecord, path=None) -> dict:
             ts = ts.tz_convert("UTC").tz_localize(None)
     pid = None if _is_missing(p.patient_id) else str(p.patient_id).strip()
     row = {
-        "ecg_path": str(path if path is not None else record.source_path),
+        "ecg_path": path_text(path if path is not None else record.source_path),
         "patient_id": pid,
         "ecg_datetime": ts,
         "sex": p.sex,
@@ -210,7 +210,7 @@ def pair_ecgs_with_imaging(ecgs: pd.DataFrame, imaging: pd.DataFrame, *, window_
                                 index=e.index, dtype=object)
     e["ecg_datetime"] = pd.Series([None if _is_missing(v) else _parse_datetime(SCHEMA_BY_NAME["ecg_datetime"], v)[0]
                                    for v in e["ecg_datetime"]], index=e.index, dtype=object)
-    ex = [{"ecg_path": str(p), "reason": f"unreadable: {why}"} for p, why in unreadable]
+    ex = [{"ecg_path": path_text(p), "reason": f"unreadable: {why}"} for p, why in unreadable]
     flow.step("ECG files read", "ECGs", len(e) + len(unreadable), ex, "unreadable ECG file")
 
     # 3. patient ID and acquisition time present
@@ -275,7 +275,7 @@ def pair_ecgs_with_imaging(ecgs: pd.DataFrame, imaging: pd.DataFrame, *, window_
         for ii, irow_no, img_when in img_by_pid.get(pid, ()):
             d = abs(when - img_when)
             if d <= win:
-                cands.append((d, irow_no, str(path), ei, ii))
+                cands.append((d, irow_no, path_text(path), ei, ii))
     cands.sort(key=lambda c: (c[0], c[1], c[2]))
     used_ecg, used_img, pairs = set(), set(), []
     for d, _, _, ei, ii in cands:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from elvmass.atomic import atomic_write
-from elvmass.errors import ManifestError
+from elvmass.errors import ManifestError, path_from_text
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ def write_manifest(df: pd.DataFrame, path, *, relative_paths: bool = False) -> P
 
 def resolve_ecg_path(ecg_path: str, base_dir=None) -> Path:
     """The file a manifest's ``ecg_path`` names: relative paths are taken from ``base_dir``."""
-    p = Path(str(ecg_path).strip()).expanduser()
+    p = path_from_text(str(ecg_path).strip()).expanduser()
     if not p.is_absolute() and base_dir is not None:
         p = Path(base_dir) / p
     return p

@@ -16,6 +16,13 @@ WFDB (PTB-XL, CinC)       ``wfdb``            wfdb (header comments, PTB-XL data
 NumPy / CSV arrays (mV)   ``npy`` / ``csv``   numpy (``fs_hz`` must be given)
 ========================  ==================  ==============================================
 
+Every file is hostile input until proven otherwise: :mod:`elvmass.io.guard` refuses, before any parser
+sees the bytes, files over 50 MB (``ELVMASS_MAX_FILE_MB``, ``read_ecg(..., max_bytes=)``), XML with
+entity declarations or a DOCTYPE that points at a path or URL (billion laughs, quadratic blowup, XXE; in
+every encoding, UTF-16 included), XML stating an implausible sampling rate, DICOM elements declaring more
+bytes than the file holds, and WFDB headers declaring more samples than their signal files hold.
+``benchmarks/fuzz_readers.py`` mutates real files of every format to check that nothing else gets through.
+
 Problems that make a file unusable raise :class:`~elvmass.errors.ECGReadError` with a
 one-line message naming the file; problems a caller may tolerate become ``record.flags``
 (``nan_samples:V2``, ``flat_lead:V3``, ``unequal_lead_lengths:...``, ``resampled_leads:...``,
@@ -70,6 +77,14 @@ def detect_format(path) -> str:
     suffix = path.suffix.lower()
     if suffix in (".hea", ".dat") or (not path.exists() and path.with_suffix(".hea").is_file()):
         return "wfdb"
+    if suffix == ".mat":
+        # PhysioNet/CinC Challenge records keep their samples in x.mat, described by x.hea
+        if path.with_suffix(".hea").is_file():
+            return "wfdb"
+        raise ECGReadError(
+            path, f"a MATLAB .mat file is not read on its own: if it is a PhysioNet/CinC WFDB record, give its "
+            f"header {path.with_suffix('.hea').name} (it must sit next to the .mat)"
+        )
     if path.is_dir():
         if path.with_suffix(".hea").is_file():
             return "wfdb"
@@ -99,13 +114,18 @@ def detect_format(path) -> str:
     if suffix == ".csv":
         return "csv"
     if suffix == ".xml" or text.lstrip().startswith("<"):
+        if "<!" in text:  # a DOCTYPE can push the root element past the sniffed bytes: refuse a hostile one first
+            from elvmass.io import guard
+
+            guard.check_xml_bytes(path, guard.read_limited(path))
         raise ECGReadError(path, "unsupported XML: not a GE MUSE, Philips or HL7 aECG ECG (or the file is corrupt)")
     raise ECGReadError(
         path, "unsupported or unrecognised file format (expected GE MUSE/Philips/HL7 XML, DICOM, WFDB, .npy or .csv)"
     )
 
 
-def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None) -> ECGRecord:  # noqa: A002
+def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None,  # noqa: A002
+             max_bytes: int | None = None) -> ECGRecord:
     """Read one resting 12-lead ECG of any supported format into an :class:`ECGRecord` (mV).
 
     Parameters
@@ -113,6 +133,12 @@ def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None) -> 
     path : a file, or a WFDB record given as ``x``, ``x.hea`` or ``x.dat``.
     fs_hz : sampling rate for ``.npy``/``.csv`` arrays (which store none); ignored otherwise.
     format : force a format (one of :data:`FORMATS`) instead of detecting it.
+    max_bytes : refuse files larger than this before reading them (default 50 MB, or the
+        ``ELVMASS_MAX_FILE_MB`` environment variable; see :mod:`elvmass.io.guard`).
+
+    Every file is treated as hostile input: XML that declares entities or points its DOCTYPE
+    at a path or URL, a DICOM file whose declared lengths exceed the file, and a WFDB header
+    declaring more samples than its signal file holds are refused before a parser sees them.
 
     Raises :class:`~elvmass.errors.ECGReadError` naming the file and the problem.
 
@@ -121,6 +147,11 @@ def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None) -> 
     >>> rec.patient.sex, rec.patient.age_years
     ('M', 52.0)
     """
+    from elvmass.io import guard
+
+    p = Path(path)
+    if p.suffix.lower() not in (".hea", ".dat", ".mat") and p.is_file():
+        guard.check_file_size(p, max_bytes)  # before a byte is read, even to detect the format
     if format is not None:
         fmt = _ALIASES.get(str(format).lower(), str(format).lower())
         if fmt not in FORMATS:
@@ -132,7 +163,7 @@ def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None) -> 
     if fmt == "wfdb":
         from elvmass.io.wfdb_reader import read_wfdb_ecg
 
-        return read_wfdb_ecg(path)
+        return read_wfdb_ecg(path, max_bytes=max_bytes)
     if fmt in ("npy", "csv"):
         from elvmass.io.arrays import read_array_ecg
 
@@ -144,6 +175,13 @@ def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None) -> 
             return record
     from elvmass.io.vendor import read_vendor_ecg
 
+    data = guard.read_limited(path, max_bytes)
+    if fmt == "dicom":
+        guard.check_dicom_lengths(path, data)
+    else:
+        guard.check_xml_bytes(path, data)
+        guard.check_declared_rates(path, fmt, data)
+    del data
     return read_vendor_ecg(path, fmt)
 
 

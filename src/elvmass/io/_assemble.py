@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from elvmass.errors import ECGReadError
+from elvmass.errors import ECGReadError, path_text
 from elvmass.record import LEADS, MAX_FS_HZ, MIN_FS_HZ, ECGRecord, derive_limb_leads, resample_signal
 
 #: A lead whose whole-record peak-to-peak amplitude is below this (mV) is called flat.
@@ -139,7 +139,7 @@ def assemble_record(
     return ECGRecord(
         signal_mv=signal,
         fs_hz=fs,
-        source_path=str(path),
+        source_path=path_text(path),  # printable, reversible (elvmass.errors.path_text)
         source_format=source_format,
         flags=tuple(dict.fromkeys(flags)),
         **record_fields,

@@ -92,6 +92,29 @@ def _patient(parsed) -> Patient:
     )
 
 
+_ID_PLACEHOLDERS = {"", "unknown", "none", "null", "n/a", "na", "-", "0"}
+
+
+def _hl7_subject_id(path: Path) -> str | None:
+    """The first usable ``extension`` of any ``trialSubject/id`` (ecgdatakit reads only the first ``id``, so a
+    file whose first id is a bare OID root and whose second carries the subject's ID lost it). The file has
+    passed :func:`elvmass.io.guard.check_xml_bytes`; it is parsed with defusedxml all the same."""
+    from defusedxml import ElementTree as SafeET
+
+    try:
+        root = SafeET.parse(str(path)).getroot()
+    except Exception:  # noqa: BLE001 - ecgdatakit parsed it; if this parse fails the ID is simply not found
+        return None
+    for el in root.iter():
+        if isinstance(el.tag, str) and el.tag.rsplit("}", 1)[-1] == "trialSubject":
+            for child in el:
+                if isinstance(child.tag, str) and child.tag.rsplit("}", 1)[-1] == "id":
+                    ext = (child.get("extension") or "").strip()
+                    if ext.lower() not in _ID_PLACEHOLDERS:
+                        return ext
+    return None
+
+
 def _measurements(parsed) -> DeviceMeasurements:
     m = parsed.measurements
     hr = _number(m.heart_rate)
@@ -147,13 +170,18 @@ def read_vendor_ecg(path, fmt: str) -> ECGRecord:
             raise ECGReadError(path, f"lead {lead.label} is in {lead.units!r}, not a voltage unit")
         pairs.append((lead.label, lead.samples))
     flags = tuple(f"reader_warning:{n}" for n in notes)
+    patient = _patient(parsed)
+    if patient.patient_id is None and fmt == "hl7_aecg":
+        pid = _hl7_subject_id(path)
+        if pid is not None:
+            patient = Patient(**{**patient.__dict__, "patient_id": pid})
     return assemble_record(
         path,
         pairs,
         [lead.sampling_rate for lead in parsed.leads],
         source_format=fmt,
         flags=flags,
-        patient=_patient(parsed),
+        patient=patient,
         measurements=_measurements(parsed),
         acquired_at=parsed.recording.date,
         statements=_statements(parsed),

@@ -109,6 +109,9 @@ def parse_header_comments(comments: list[str]) -> dict:
     (74.0, 'M', 177.8, 68.0)
     >>> d["statements"]
     ['left bundle branch block [SNOMED 164909002]', 'pacing rhythm [SNOMED 10370003]']
+    >>> d = parse_header_comments(["<age>: 51", "<sex>: F", "<diagnoses>:"])  # LUDB
+    >>> d["age_years"], d["sex"]
+    (51.0, 'F')
     >>> d = parse_header_comments(["PatientID: P-7", "AcquisitionDate: 2020-03-04T09:05:07", "QRSDuration: 88"])
     >>> d["patient_id"], d["acquired_at"].isoformat(), d["measurements"]
     ('P-7', '2020-03-04T09:05:07', {'qrs_ms': 88.0})
@@ -119,7 +122,8 @@ def parse_header_comments(comments: list[str]) -> dict:
         if ":" not in line:
             continue
         key, _, value = line.partition(":")
-        key = re.sub(r"[\s_\-]+", "", key.strip().lower().lstrip("#"))
+        # LUDB writes its keys in angle brackets: "#<age>: 51", "#<sex>: F"
+        key = re.sub(r"[\s_\-<>]+", "", key.strip().lower().lstrip("#"))
         value = value.strip()
         if not value or value.lower() in ("nan", "unknown", "none", "n/a"):
             continue
@@ -339,7 +343,60 @@ class _FastRecord:
         self.signals = _fast_physical(h)  # (leads, n)
 
 
-def read_wfdb_ecg(path) -> ECGRecord:
+#: Most samples (all leads together) a header may declare: 10 min of 12 leads at 1 kHz is 7.2 million.
+MAX_DECLARED_SAMPLES = 50_000_000
+
+
+def check_header_bounds(hea: Path, shown, max_bytes: int | None = None) -> None:
+    """Refuse, before any sample is read, a header whose rate is implausible or whose declared length
+    does not fit its signal files (``12 500 1000000000`` with a 120-kB ``.dat``), and signal files over
+    the size limit. Lines the patterns cannot read are left to ``wfdb`` (it reports them)."""
+    from wfdb.io._signal import BYTES_PER_SAMPLE
+    from wfdb.io.header import parse_header_content, rx_record, rx_signal
+
+    from elvmass.io.guard import check_file_size
+
+    check_file_size(hea, max_bytes, shown=shown)
+    try:
+        text = hea.read_text(encoding="ascii", errors="ignore")
+    except OSError as exc:
+        raise ECGReadError(shown, f"cannot open the WFDB header ({exc.strerror or exc})") from None
+    lines, _ = parse_header_content(text)
+    m = rx_record.match(lines[0]) if lines else None
+    if m is None:
+        return
+    if m["fs"]:
+        check_sampling_rate(shown, m["fs"])
+    n_sig = int(m["n_sig"] or 0)
+    sig_len = int(m["sig_len"] or 0)
+    if n_sig * sig_len > MAX_DECLARED_SAMPLES:
+        raise ECGReadError(
+            shown, f"refused: the header declares {sig_len} samples x {n_sig} signals, over the "
+            f"{MAX_DECLARED_SAMPLES} a resting ECG could hold"
+        )
+    if m["n_seg"]:
+        return  # a multi-segment record: each segment's header is checked by wfdb against its file
+    need: dict[str, float] = {}
+    for line in lines[1 : 1 + n_sig]:
+        sm = rx_signal.match(line)
+        if sm is None or sm["file_name"].startswith("~") or sm["fmt"] not in BYTES_PER_SAMPLE:
+            return
+        per_frame = BYTES_PER_SAMPLE[sm["fmt"]] * int(sm["samps_per_frame"] or 1)
+        offset = int(sm["byte_offset"] or 0)
+        need[sm["file_name"]] = need.get(sm["file_name"], offset) + per_frame * sig_len
+    for name, n_bytes in need.items():
+        dat = hea.with_name(name)
+        if not dat.is_file():
+            continue  # wfdb reports the missing file
+        size = check_file_size(dat, max_bytes, shown=shown)
+        if sig_len and n_bytes > size + 4:  # formats 212/310/311 pad to whole bytes
+            raise ECGReadError(
+                shown, f"the header declares {sig_len} samples per signal ({n_bytes:.0f} bytes) but {name} holds "
+                f"only {size} bytes (truncated signal file, or a corrupt header)"
+            )
+
+
+def read_wfdb_ecg(path, *, max_bytes: int | None = None) -> ECGRecord:
     """Read a WFDB record (``x``, ``x.hea`` or ``x.dat``) into the 12-lead record in mV.
 
     The common case (PTB-XL and most PhysioNet ECG databases: one format-16 file) is read directly with
@@ -351,6 +408,7 @@ def read_wfdb_ecg(path) -> ECGRecord:
     shown = base.with_suffix(".hea") if base.with_suffix(".hea").exists() else Path(path)
     if not base.with_suffix(".hea").is_file():
         raise ECGReadError(path, "WFDB header (.hea) not found")
+    check_header_bounds(base.with_suffix(".hea"), shown, max_bytes)
     header = _fast_header(base.with_suffix(".hea"))
     if header is not None:
         try:
