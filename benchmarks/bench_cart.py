@@ -28,8 +28,12 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 KEYS = ("qrs_ms", "pr_ms", "qt_ms", "hr_bpm", "p_axis_deg", "r_axis_deg", "t_axis_deg")
 QRS_TOL_MS = 15.0
 AXIS_TOL_DEG = 20.0
-#: files whose device figure is not comparable, with the reason (documented in tests/test_delineation_cart.py)
-NOT_COMPARABLE: dict[str, str] = {}
+#: files whose device QRS is not comparable, with the reason read from the file itself (tested in
+#: tests/test_signal_pipeline.py: test_vendor_qrs_and_axis_match_device and the 129DYPRG tests below it)
+NOT_COMPARABLE: dict[str, str] = {
+    "129DYPRG.XML": "the device's global QRS (135 ms) is its longest single-lead QRS (lead II, J point lost in the "
+    "inferior ST elevation of this acute MI); the device's own global QRS onset/offset marks give 96 ms",
+}
 
 
 def diff(key: str, mine: float, dev: float) -> float:
@@ -97,11 +101,10 @@ def main(argv=None) -> int:
             df = "" if c["diff"] is None else f" ({c['diff']:+g})"
             cells.append(f"{dv}/{me}{df}")
         print(f"{r['file'][:40]:40s} " + " ".join(f"{c:>20s}" for c in cells))
-        if r["file"] in NOT_COMPARABLE:
-            print(f"    not compared: {NOT_COMPARABLE[r['file']]}")
-            continue
         q = r["qrs_ms"]["diff"]
-        if q is not None and abs(q) > QRS_TOL_MS:
+        if r["file"] in NOT_COMPARABLE:
+            print(f"    QRS not compared: {NOT_COMPARABLE[r['file']]}")
+        elif q is not None and abs(q) > QRS_TOL_MS:
             misses.append(f"{r['file']} QRS {q:+g} ms")
         for k in ("p_axis_deg", "r_axis_deg", "t_axis_deg"):
             d = r[k]["diff"]

@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.signal import find_peaks
 
 from elvmass.record import LEAD_INDEX
 
@@ -50,14 +51,16 @@ QRS_SEARCH_MS = 150.0
 P_MIN_MV = 0.025
 T_MIN_MV = 0.05
 #: window of the median beat the fiducials are searched in (s before / after the R peak)
-DELINEATION_BEFORE_S = 0.5
+DELINEATION_BEFORE_S = 0.6
 DELINEATION_AFTER_S = 0.7
 #: T end is searched up to this fraction of RR after the R peak (never into the next beat)
 T_SEARCH_RR_FRACTION = 0.75
 T_SEARCH_MAX_MS = 650.0
 #: P is searched at most this long before QRS onset
-P_SEARCH_MS = 400.0
-P_CONSISTENCY_MIN = 0.6
+P_SEARCH_MS = 480.0
+#: P onset is looked for at most this long before the P peak
+P_MAX_HALF_MS = 120.0
+P_CONSISTENCY_MIN = 0.75
 #: with irregular RR (median |successive RR difference| / mean RR above P_IRREGULAR_DRR), a P wave needs
 #: this consistency across beats
 P_IRREGULAR_DRR = 0.1
@@ -215,15 +218,14 @@ def locate_fiducials(beat_mv: np.ndarray, fs_hz: float, r_index: int, rr_s: floa
     p_hi = q_on - int(round(10 * ms))
     if p_hi - p_lo >= int(round(60 * ms)):
         m = spatial_magnitude(x, fs_hz, qrs_on, P_SMOOTH_MS)
-        # a search that starts on the previous T wave's tail: skip the descent to its first trough
-        rising = np.flatnonzero(np.diff(m[p_lo:p_hi]) >= 0)
-        p_lo = p_lo + (int(rising[0]) if rising.size else 0)
-        p_peak = p_lo + int(np.argmax(m[p_lo:p_hi])) if p_hi - p_lo >= 3 else p_lo
-        if p_peak - p_lo >= 2:
-            on, off = _wave_bounds(m, p_lo, p_hi, p_peak, int(round(P_OFF_REACH_MS * ms)), int(round(P_ON_REACH_MS * ms)))
-            floor = max(m[int(on)] if math.isfinite(on) else 0.0, m[int(off)] if math.isfinite(off) else 0.0)
-            if (math.isfinite(on) and math.isfinite(off) and on > p_lo and m[p_peak] - floor >= P_MIN_MV
-                    and off - on >= 30 * ms):
+        # the P wave is the most prominent hump between the previous T wave and the QRS (a T-wave tail or
+        # a U wave at the search start is higher in level but has little prominence)
+        peaks, props = find_peaks(m[p_lo:p_hi], prominence=P_MIN_MV)
+        if peaks.size:
+            p_peak = p_lo + int(peaks[int(np.argmax(props["prominences"]))])
+            lo = max(p_lo, p_peak - int(round(P_MAX_HALF_MS * ms)))
+            on, off = _wave_bounds(m, lo, p_hi, p_peak, int(round(P_OFF_REACH_MS * ms)), int(round(P_ON_REACH_MS * ms)))
+            if math.isfinite(on) and math.isfinite(off) and off - on >= 30 * ms:
                 out["p_on"], out["p_off"] = on, off
     return out
 
