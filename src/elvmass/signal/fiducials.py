@@ -14,14 +14,17 @@ QRS on/off   *spatial velocity* ``v(t) = sqrt(sum_leads (dx/dt)^2)``: onset wher
              ``QRS_ON_FRACTION`` of its QRS maximum, offset (J point) where it first falls below
              ``QRS_OFF_FRACTION`` after it, each held ``HOLD_MS`` (a notch inside the QRS does not end it)
 T off        trapezium-area method (Vazquez-Seisdedos et al., IEEE TBME 58:2867, 2011) on the *spatial
-             magnitude* ``m(t) = sqrt(sum_leads (x - baseline)^2)``: from the steepest descent after the T
-             peak, the point that maximises the trapezium area to a point where T is surely over
-             (bounded by ``T_SEARCH_RR_FRACTION`` of RR)
-P on/off     the same trapezium rule on ``m`` around the largest deflection between the previous beat's T
-             end and the QRS (works for either polarity and for biphasic P, since ``m`` >= 0)
-P absent     no P wave (AF / flutter / junctional) when the P deflection is small, or when the beats
-             disagree on it: the median correlation of each beat's P segment with the median beat's is
-             below ``P_CONSISTENCY_MIN`` (the atrial activity is not locked to the QRS)
+             magnitude* ``m(t) = sqrt(sum_leads (x - baseline)^2)`` (smoothed ``T_SMOOTH_MS``): from the
+             steepest descent after the T peak (``xm``) to ``xr`` = ``xm`` + ``T_REACH_MS``, the point that
+             maximises the trapezium area; searched up to ``T_SEARCH_RR_FRACTION`` of RR after R, so it
+             never runs into the next beat (not found there: NaN)
+P on/off     the same trapezium rule on ``m`` (smoothed ``P_SMOOTH_MS``) each side of the most prominent
+             hump between the previous beat's T end and the QRS onset (at most ``P_SEARCH_MS`` before it:
+             long PR), prominence >= ``P_MIN_MV``. ``m`` >= 0, so either polarity and biphasic P waves work
+P absent     :func:`p_wave_absent`: no hump (``not_found``), or the beats disagree on it
+             (``not_locked_to_qrs``, atrial fibrillation): the median correlation of each beat's detrended
+             P segment with the median beat's is below ``P_CONSISTENCY_MIN``, or below
+             ``P_CONSISTENCY_IRREGULAR`` when successive RR intervals differ (> ``P_IRREGULAR_DRR``)
 ===========  ==========================================================================================
 
 Axes follow the device convention: ``atan2(net aVF, net I)`` of the net area in the QRS (R axis), the
@@ -50,6 +53,8 @@ QRS_ON_REACH_MS = 50.0
 QRS_SEARCH_MS = 150.0
 P_MIN_MV = 0.025
 T_MIN_MV = 0.05
+#: Thresholds tuned on LUDB's odd-numbered records and the PTB-XL sample; the even-numbered LUDB records are
+#: the held-out report part of benchmarks/bench_delineation.py (see docs/delineation.md).
 #: window of the median beat the fiducials are searched in (s before / after the R peak)
 DELINEATION_BEFORE_S = 0.6
 DELINEATION_AFTER_S = 0.7

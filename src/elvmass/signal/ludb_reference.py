@@ -16,9 +16,8 @@ key                meaning (samples at the record's rate, float; NaN where no le
 ``n_leads``        number of leads annotating this QRS
 =================  =====================================================================
 
-Beats are the QRS complexes; a P wave belongs to the QRS that follows it (within 400 ms of its
-offset... i.e. the P wave ending before this QRS onset and after the previous QRS), a T wave to the QRS
-it follows.
+Beats are the QRS complexes (QRS peak marks of all leads clustered within 60 ms); a P wave belongs to
+the QRS that follows it (within 600 ms), a T wave to the QRS it follows (within 700 ms).
 
     >>> from pathlib import Path
     >>> p = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "ludb" / "data" / "1"
