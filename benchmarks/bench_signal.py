@@ -12,7 +12,9 @@ R-peak agreement: each neurokit2 R peak (lead II) matched to an elvmass R peak (
 and whether elvmass's vectorised detector returns exactly the peaks of ``neurokit2.ecg_findpeaks``
 (method "neurokit") on the same lead-combined signal.
 
-Run:  python benchmarks/bench_signal.py [--n 100] [--repeat 3] [--json out.json]
+Target: the chain at least ``--min-ratio`` (20) times faster than neurokit2; exit status 1 when missed.
+
+Run:  python benchmarks/bench_signal.py [--n 100] [--repeat 3] [--min-ratio 20] [--json out.json]
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ import numpy as np  # noqa: E402
 from elvmass import read_ecg  # noqa: E402
 from elvmass.signal import SignalConfig, analyze_ecg, bandpass_filter, detect_r_peaks  # noqa: E402
 from elvmass.signal.beats import choose_beat, median_template, view_from_filtered  # noqa: E402
-from elvmass.signal.fiducials import locate_fiducials  # noqa: E402
+from elvmass.signal.fiducials import (  # noqa: E402
+    DELINEATION_AFTER_S,
+    DELINEATION_BEFORE_S,
+    locate_fiducials,
+    p_wave_absent,
+)
 from elvmass.signal.peaks import combine_leads, neurokit_r_peaks  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -48,8 +55,11 @@ def elvmass_chain(path, cfg: SignalConfig):
     r = detect_r_peaks(filt, fs, filtered=True)
     beat = choose_beat(filt, fs, r, cfg.beat_before_s, cfg.beat_after_s)
     view = view_from_filtered(filt, fs, r, beat, cfg)
-    tpl = median_template(filt, fs, r, cfg.beat_before_s, cfg.beat_after_s)
-    fid = locate_fiducials(tpl, fs, round(cfg.beat_before_s * fs))
+    # delineation as analyze_ecg does it: the wider median beat, RR-bounded searches, the P-wave check
+    tpl = median_template(filt, fs, r, DELINEATION_BEFORE_S, DELINEATION_AFTER_S)
+    nd = round(DELINEATION_BEFORE_S * fs)
+    fid = locate_fiducials(tpl, fs, nd, float(np.median(np.diff(r))) / fs)
+    fid["no_p_wave"] = p_wave_absent(filt, fs, r, tpl, nd, fid)
     return r, view, fid
 
 
@@ -161,6 +171,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=100, help="number of PTB-XL files")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--min-ratio", type=float, default=20.0,
+                    help="target: the chain's speed-up over neurokit2 (exit 1 when below)")
     args = ap.parse_args(argv)
     res = run(args.n, args.repeat)
     ms, eps = res["ms_per_ecg"], res["ecgs_per_s"]
@@ -187,7 +199,9 @@ def main(argv=None) -> int:
     )
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
-    return 0
+    ok = res["speedup_chain_vs_neurokit"] >= args.min_ratio
+    print(f"  target: chain speed-up >= {args.min_ratio:g}x: {'met' if ok else 'MISSED'}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -154,10 +154,10 @@ def test_ptbxl_beat_extraction_all_clean_records(shared_data):
         a = analyze_ecg(rec, cfg)
         assert math.isfinite(a.beat_start_s), row.ecg_id
         assert 0.0 <= a.beat_start_s and a.beat_end_s <= rec.duration_s, row.ecg_id
-        comb = combine_leads(bandpass_filter(rec.signal_mv, rec.fs_hz))
-        r = int(round((a.beat_start_s + cfg.beat_before_s) * rec.fs_hz))
-        lo, hi = r - 50, r + 51
-        assert abs(lo + int(np.argmax(comb[lo:hi])) - r) <= 10, row.ecg_id  # within 20 ms at 500 Hz
+        # the beat's R peak is one of the detected peaks; their accuracy is tested against the cardiologists'
+        # QRS marks in LUDB (test_delineation.py::test_r_peaks_against_ludb_annotated_qrs_complexes)
+        r_s = a.beat_start_s + cfg.beat_before_s
+        assert np.min(np.abs(a.r_peaks_s - r_s)) < 1e-3, row.ecg_id
 
 
 AXIS_LEFT = {"ALAD"}
@@ -210,14 +210,14 @@ def test_vendor_qrs_and_axis_match_device(shared_data, name):
 def test_analysis_json_contract(shared_data):
     a = analyze_ecg(read_ecg(shared_data / "vendor/ge-muse-xml/muse_ecg1.xml"))
     d = a.to_json_dict()
-    assert set(d) == {"path", "r_peaks_s", "beat", "flags", "fiducials_ms", "measured", "criteria"}
+    assert set(d) == {"path", "r_peaks_s", "beat", "flags", "fiducials_ms", "measured", "criteria", "usable", "view"}
     assert set(d["beat"]) == {"start_s", "end_s"}
-    assert set(d["fiducials_ms"]) == {"p_on", "qrs_on", "qrs_off", "t_off"}
+    assert set(d["fiducials_ms"]) == {"p_on", "p_off", "qrs_on", "qrs_off", "t_off"}
     assert {"qrs_ms", "p_axis_deg", "r_axis_deg", "t_axis_deg"} <= set(d["measured"])
     assert {"sokolow_lyon_mv", "cornell_voltage_mv", "cornell_product_mv_ms", "peguero_lo_presti_mv", "romhilt_estes_points",
             "sokolow_lyon_positive"} <= set(d["criteria"])
     f = d["fiducials_ms"]
-    assert f["p_on"] < f["qrs_on"] < f["qrs_off"] < f["t_off"]
+    assert f["p_on"] < f["p_off"] < f["qrs_on"] < f["qrs_off"] < f["t_off"]
     # device: PR 158, QRS 78, QT 364 ms on this MUSE file
     assert abs((f["qrs_on"] - f["p_on"]) - 158) <= 15
     assert abs((f["t_off"] - f["qrs_on"]) - 364) <= 30
@@ -263,7 +263,7 @@ def test_peaked_t_waves_are_not_taken_for_beats_philips_acute_mi(shared_data):
     assert 0.0 < r - int(glob["qrson"]) / 1000.0 < 0.1
 
 
-@pytest.mark.parametrize("name, n_beats, hr_bpm", [("00191_hr", 5, 30.8), ("00044_hr", 10, 61.5)])
+@pytest.mark.parametrize("name, n_beats, hr_bpm", [("00191_hr", 5, 31.0), ("00044_hr", 10, 59.6)])
 def test_tall_t_waves_in_ptbxl_are_not_beats(shared_data, name, n_beats, hr_bpm):
     # 00191: sinus bradycardia, LVH, 1st degree AV block; 00044: normal sinus rhythm, low limb-lead voltage.
     # Both have T waves as tall as or taller than the QRS in the lead-combined signal, ~0.3 s after each R.
@@ -273,6 +273,8 @@ def test_tall_t_waves_in_ptbxl_are_not_beats(shared_data, name, n_beats, hr_bpm)
     rr = np.diff(peaks) / rec.fs_hz
     assert rr.min() > 0.8 * np.median(rr)  # regular: no T wave left in between
     a = analyze_ecg(rec)
+    # HR as carts report it, 60 / mean RR
+    assert a.measured["hr_bpm"] == pytest.approx(60.0 / rr.mean(), abs=1e-6)
     assert a.measured["hr_bpm"] == pytest.approx(hr_bpm, abs=0.1) and "irregular_rr" not in a.flags
 
 

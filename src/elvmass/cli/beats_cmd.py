@@ -1,8 +1,9 @@
 """`elvmass beats FILE...`: the signal pipeline on each ECG file (see :func:`elvmass.signal.analyze_ecg`).
 
 Prints the R peaks, the chosen beat window, quality flags, fiducials, measured parameters and voltage
-criteria; ``--json`` one JSON object per file and line; ``--plot`` the 12-lead beat with its fiducials
-and the PR / QRS / ST-T / TP segments shaded.
+criteria (not for an unusable ECG); ``--json`` one JSON object per file and line; ``--plot`` the
+configured ``--view`` on a calibrated 10 mm/mV grid (a beat with its fiducials and the PR / QRS / ST-T / TP
+segments shaded, or the whole record / random crop with its R peaks).
 """
 
 from __future__ import annotations
@@ -28,38 +29,25 @@ def _fmt(v, nd: int = 0, unit: str = "") -> str:
 
 
 def plot_beat(analysis, path: Path) -> Path:
-    """Save the 12-lead beat (the view's native-rate beat) with fiducials and shaded segments."""
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Save the configured view on a calibrated grid (10 mm/mV): for ``single_beat`` the chosen beat, for
+    ``median_beat`` the median beat (both with the fiducials and the PR / QRS / ST-T / TP segments), for
+    ``full`` and ``random_crop`` the stretch of the recording the model sees, with its R peaks ticked."""
     import numpy as np
 
-    from elvmass.record import LEADS
+    from elvmass.io.plot import PAPER_SPEED_MM_S, beat_figure
 
-    beat = analysis.beat_mv
-    if beat is None:
+    view = analysis.view
+    name = analysis.config.view
+    if view is None or not np.isfinite(view).all():
         raise ElvmassError(f"{analysis.source_path}: no beat to plot ({', '.join(analysis.flags) or 'no beat found'})")
-    t_ms = np.arange(beat.shape[1]) * 1000.0 / analysis.fs_hz
-    colours = {"pr": "#4C72B0", "qrs": "#DD8452", "st_t": "#55A868", "tp": "#BBBBBB"}
-    fig, axes = plt.subplots(6, 2, figsize=(10, 11), sharex=True)
-    for i, lead in enumerate(LEADS):
-        ax = axes[i % 6, i // 6]
-        for name, parts in analysis.segments_ms.items():
-            for a, b in parts:
-                ax.axvspan(a, b, color=colours[name], alpha=0.18, lw=0, label=name if i == 0 and a == parts[0][0] else None)
-        ax.plot(t_ms, beat[i], color="k", lw=0.9)
-        for v in analysis.fiducials_ms.values():
-            if math.isfinite(v):
-                ax.axvline(v, color="r", lw=0.6, ls="--")
-        ax.set_ylabel(f"{lead} (mV)", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[-1, 0].set_xlabel("ms from beat window start")
-    axes[-1, 1].set_xlabel("ms from beat window start")
-    axes[0, 0].legend(fontsize=7, loc="upper left", ncol=4)
-    fig.suptitle(f"{Path(analysis.source_path or '').name}: beat {analysis.beat_start_s:.2f}-{analysis.beat_end_s:.2f} s", fontsize=10)
-    fig.tight_layout()
+    fs = analysis.config.out_fs_hz
+    label = f"{Path(analysis.source_path or '').name}: {name.replace('_', ' ')} {analysis.view_span_s[0]:.2f}-{analysis.view_span_s[1]:.2f} s"
+    if name in ("single_beat", "median_beat"):
+        fig = beat_figure(view, fs, fiducials_ms=analysis.fiducials_ms, segments_ms=analysis.segments_ms, title=label)
+    else:
+        t0, t1 = analysis.view_span_s
+        marks = [t - t0 for t in analysis.r_peaks_s if t0 <= t <= t1]
+        fig = beat_figure(view, fs, title=label, speed_mm_s=PAPER_SPEED_MM_S, marks_s=marks)
     return save_figure(fig, path, dpi=100)
 
 
@@ -74,8 +62,17 @@ def _print_human(a) -> None:
     f = a.fiducials_ms
     console.print(
         "  fiducials (ms from window start): "
-        f"P on {_fmt(f['p_on'])}, QRS on {_fmt(f['qrs_on'])}, QRS off {_fmt(f['qrs_off'])}, T off {_fmt(f['t_off'])}"
+        f"P on {_fmt(f['p_on'])}, P off {_fmt(f['p_off'])}, QRS on {_fmt(f['qrs_on'])}, QRS off {_fmt(f['qrs_off'])}, "
+        f"T off {_fmt(f['t_off'])}"
     )
+    console.print(f"  view: {a.config.view}, {a.view.shape[-1]} samples at {a.config.out_fs_hz:g} Hz, "
+                  f"{_fmt(a.view_span_s[0], 2)} - {_fmt(a.view_span_s[1], 2)} s of the recording")
+    if not a.usable:
+        from elvmass.signal.quality import is_blocking
+
+        blocking = ", ".join(fl for fl in a.flags if is_blocking(fl))
+        console.print(f"  measurements and criteria not reported: unusable ECG ({blocking})", highlight=False)
+        return
     m = a.measured
     console.print(
         f"  measured: QRS {_fmt(m['qrs_ms'], 0, ' ms')}, PR {_fmt(m['pr_ms'], 0, ' ms')}, QT {_fmt(m['qt_ms'], 0, ' ms')}, "

@@ -2,7 +2,7 @@
 parameters and the classical voltage criteria.
 
     filter -> R peaks (one series for all 12 leads) -> synchronized beat / median beat / full / crop
-    -> lead groups; quality flags; fiducials (P on, QRS on/off, T off) -> QRS duration, axes, criteria
+    -> lead groups; quality flags; fiducials (P on/off, QRS on/off, T off) -> QRS duration, PR, QT, axes, criteria
 
     >>> import numpy as np
     >>> from elvmass.record import ECGRecord

@@ -15,16 +15,25 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from elvmass.record import DeviceMeasurements, ECGRecord
-from elvmass.signal.beats import NoBeatError, _choose_beat, median_template, view_from_filtered
+from elvmass.signal.beats import NoBeatError, _choose_beat, complete_beats, median_template, view_and_span
 from elvmass.signal.config import SignalConfig
 from elvmass.signal.criteria import CRITERIA_KEYS, voltage_criteria
-from elvmass.signal.fiducials import FIDUCIAL_NAMES, locate_fiducials, measure_beat
+from elvmass.signal.fiducials import (
+    DELINEATION_AFTER_S,
+    DELINEATION_BEFORE_S,
+    FIDUCIAL_NAMES,
+    locate_fiducials,
+    measure_beat,
+    p_wave_absent,
+)
 from elvmass.signal.filters import MIN_FILTER_SAMPLES, bandpass_filter
 from elvmass.signal.peaks import _peaks_on_combined, combine_leads
 from elvmass.signal.quality import assess_quality, is_blocking
 
 MEASURED_KEYS = ("qrs_ms", "p_axis_deg", "r_axis_deg", "t_axis_deg", "hr_bpm", "pr_ms", "qt_ms")
 SEGMENT_NAMES = ("pr", "qrs", "st_t", "tp")
+#: a TP piece shorter than this (the window edge just after T end) is not listed
+MIN_TP_MS = 20.0
 
 
 @dataclass
@@ -32,8 +41,10 @@ class ECGAnalysis:
     """What :func:`analyze_ecg` found in one ECG.
 
     Times: ``r_peaks_s``, ``beat_start_s``, ``beat_end_s`` in s from the start of the recording;
-    ``fiducials_ms`` (``p_on, qrs_on, qrs_off, t_off``) in ms from the beat window's start (NaN where not
-    found). ``beat_mv`` is the band-passed beat the fiducials, measurements and criteria were taken on
+    ``fiducials_ms`` (``p_on, p_off, qrs_on, qrs_off, t_off``) in ms from the beat window's start (NaN where
+    not found, with a flag: ``no_p_wave:not_found``, ``no_p_wave:not_locked_to_qrs`` (atrial activity not
+    tied to the QRS, as in atrial fibrillation), ``t_off_not_found``; a P onset before the window, as with a
+    long PR, is negative, never clamped to the window). ``beat_mv`` is the band-passed beat the fiducials, measurements and criteria were taken on
     (the median beat by default), at ``fs_hz``; ``view`` the model input (12, L) at ``config.out_fs_hz``
     (all NaN when no beat could be cut: a flagged view must not be used silently).
     """
@@ -52,6 +63,7 @@ class ECGAnalysis:
     source_path: str | None = None
     sex: str | None = None
     device: dict = field(default_factory=dict)
+    view_span_s: tuple[float, float] = (math.nan, math.nan)
 
     @property
     def usable(self) -> bool:
@@ -65,7 +77,7 @@ class ECGAnalysis:
         to P onset). Segments with an unknown boundary are empty."""
         f = self.fiducials_ms
         end = (self.beat_end_s - self.beat_start_s) * 1000.0
-        p_on, q_on, q_off, t_off = (f[k] for k in FIDUCIAL_NAMES)
+        p_on, q_on, q_off, t_off = (f[k] for k in ("p_on", "qrs_on", "qrs_off", "t_off"))
 
         def seg(a: float, b: float) -> list[tuple[float, float]]:
             if math.isfinite(a) and math.isfinite(b) and b > a:
@@ -76,7 +88,7 @@ class ECGAnalysis:
             "pr": seg(p_on, q_on),
             "qrs": seg(q_on, q_off),
             "st_t": seg(q_off, t_off),
-            "tp": seg(t_off, end) + seg(0.0, p_on),
+            "tp": [s for s in seg(t_off, end) + seg(0.0, p_on) if s[1] - s[0] >= MIN_TP_MS],
         }
 
     def segment_masks(self, length: int | None = None, fs_hz: float | None = None) -> dict[str, np.ndarray]:
@@ -103,16 +115,66 @@ class ECGAnalysis:
         return DeviceMeasurements(**vals)
 
     def to_json_dict(self) -> dict:
-        """Plain JSON-ready dict (NaN stays NaN; ``print_json_line`` writes it as null)."""
+        """Plain JSON-ready dict (NaN stays NaN; ``print_json_line`` writes it as null).
+
+        ``view``: the configured view (name, rate, samples per lead, and the stretch of the recording it
+        shows). ``usable``: False when a blocking flag is set; then ``measured`` and ``criteria`` are null,
+        since numbers from an unusable ECG must not be read as findings.
+        """
+        usable = self.usable
+        measured = {k: (_r(self.measured.get(k, math.nan), 1) if usable else math.nan) for k in MEASURED_KEYS}
+        criteria = {k: ((_r(v, 3) if isinstance(v, float) else v) if usable else None) for k, v in self.criteria.items()}
         return {
             "path": self.source_path,
             "r_peaks_s": [round(float(t), 4) for t in self.r_peaks_s],
             "beat": {"start_s": _r(self.beat_start_s, 4), "end_s": _r(self.beat_end_s, 4)},
             "flags": list(self.flags),
             "fiducials_ms": {k: _r(self.fiducials_ms[k], 1) for k in FIDUCIAL_NAMES},
-            "measured": {k: _r(self.measured.get(k, math.nan), 1) for k in MEASURED_KEYS},
-            "criteria": {k: (_r(v, 3) if isinstance(v, float) else v) for k, v in self.criteria.items()},
+            "measured": measured,
+            "criteria": criteria,
+            "usable": usable,
+            "view": {
+                "name": self.config.view,
+                "fs_hz": self.config.out_fs_hz,
+                "n_samples": int(self.view.shape[-1]),
+                "start_s": _r(self.view_span_s[0], 4),
+                "end_s": _r(self.view_span_s[1], 4),
+            },
         }
+
+
+def _beat_and_delineation_window(filtered, fs, r_peaks, r, config):
+    """The beat shown/returned (the chosen window, median or single as configured) and the wider beat the
+    fiducials are searched in (``DELINEATION_BEFORE_S`` .. ``DELINEATION_AFTER_S``), with its R index.
+    The wider beat falls back to the chosen window when the record is too short for it."""
+    nb, na = round(config.beat_before_s * fs), round(config.beat_after_s * fs)
+    db, da = round(max(DELINEATION_BEFORE_S, config.beat_before_s) * fs), round(max(DELINEATION_AFTER_S, config.beat_after_s) * fs)
+    n = filtered.shape[-1]
+    if config.fiducials_from == "median_beat":
+        try:
+            wide = median_template(filtered, fs, r_peaks, db / fs, da / fs)
+        except NoBeatError:
+            beat = median_template(filtered, fs, r_peaks, config.beat_before_s, config.beat_after_s)
+            return beat, beat, nb
+        if complete_beats(r_peaks, n, fs, db / fs, da / fs).size >= max(3, complete_beats(r_peaks, n, fs, nb / fs, na / fs).size - 2):
+            return np.ascontiguousarray(wide[:, db - nb : db + na]), wide, db
+        beat = median_template(filtered, fs, r_peaks, config.beat_before_s, config.beat_after_s)
+        return beat, beat, nb
+    beat = filtered[:, r - nb : r + na].astype(np.float64)
+    if r - db >= 0 and r + da <= n:
+        return beat, filtered[:, r - db : r + da].astype(np.float64), db
+    return beat, beat, nb
+
+
+def _p_and_t_flags(fid, filtered, fs, r_peaks, dl_mv, nd) -> list[str]:
+    """``no_p_wave:not_found`` / ``no_p_wave:not_locked_to_qrs`` (AF-like) and ``t_off_not_found``."""
+    out = []
+    why = p_wave_absent(filtered, fs, r_peaks, dl_mv, nd, fid)
+    if why is not None:
+        out.append(f"no_p_wave:{why}")
+    if math.isfinite(fid["qrs_on"]) and not math.isfinite(fid["t_off"]):
+        out.append("t_off_not_found")
+    return out
 
 
 def _r(v, nd: int):
@@ -148,10 +210,13 @@ def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: n
     beat, median_corr = _choose_beat(filtered, fs, r_peaks, config.beat_before_s, config.beat_after_s)
     flags += [f for f in assess_quality(record.signal_mv, filtered, fs, r_peaks, beat_correlation=median_corr) if f not in flags]
 
+    view_span = (math.nan, math.nan)
     try:
-        view = view_from_filtered(filtered, fs, r_peaks, beat, config, rng)
+        view, view_span = view_and_span(filtered, fs, r_peaks, beat, config, rng)
     except NoBeatError:
         view = np.full((12, config.view_length), np.nan, dtype=np.float32)
+    if r_peaks.size >= 2:  # as carts report it: 60 / mean RR
+        measured["hr_bpm"] = 60.0 / float(np.mean(np.diff(r_peaks)) / fs)
     if beat < 0:
         flags.append("no_beat")
     else:
@@ -159,17 +224,16 @@ def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: n
         r = int(r_peaks[beat])
         start_s = (r - nb) / fs
         end_s = start_s + config.beat_before_s + config.beat_after_s
-        if config.fiducials_from == "median_beat":
-            beat_mv = median_template(filtered, fs, r_peaks, config.beat_before_s, config.beat_after_s)
-        else:
-            w = nb + round(config.beat_after_s * fs)
-            beat_mv = filtered[:, r - nb : r - nb + w].astype(np.float64)
-        fid = locate_fiducials(beat_mv, fs, nb)
-        fid_ms = {k: fid[k] * 1000.0 / fs for k in FIDUCIAL_NAMES}
-        measured.update(measure_beat(beat_mv, fs, fid))
-        criteria = voltage_criteria(beat_mv, fs, fid_ms, record.patient.sex)
-    if r_peaks.size >= 2:
-        measured["hr_bpm"] = 60.0 / float(np.median(np.diff(r_peaks)) / fs)
+        rr_s = float(np.median(np.diff(r_peaks))) / fs if r_peaks.size >= 2 else None
+        beat_mv, dl_mv, nd = _beat_and_delineation_window(filtered, fs, r_peaks, r, config)
+        fid = locate_fiducials(dl_mv, fs, nd, rr_s)
+        flags += _p_and_t_flags(fid, filtered, fs, r_peaks, dl_mv, nd)
+        if any(f.startswith("no_p_wave") for f in flags):
+            fid["p_on"] = fid["p_off"] = math.nan
+        # fiducials in ms from the beat window's start (a long-PR P onset may be negative: before the window)
+        fid_ms = {k: (fid[k] - nd) * 1000.0 / fs + config.beat_before_s * 1000.0 for k in FIDUCIAL_NAMES}
+        measured.update(measure_beat(dl_mv, fs, fid))
+        criteria = voltage_criteria(dl_mv, fs, {k: fid[k] * 1000.0 / fs for k in FIDUCIAL_NAMES}, record.patient.sex)
     return ECGAnalysis(
         r_peaks_s=r_peaks / fs,
         beat_start_s=float(start_s),
@@ -182,6 +246,7 @@ def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: n
         fs_hz=fs,
         beat_mv=None if beat_mv is None else beat_mv.astype(np.float32),
         config=config,
+        view_span_s=(float(view_span[0]), float(view_span[1])),
         source_path=record.source_path,
         sex=record.patient.sex,
         device=record.measurements.as_dict(),

@@ -21,6 +21,7 @@ output sample whatever the input rate.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -205,17 +206,37 @@ def view_from_filtered(
     rng: np.random.Generator | None = None,
 ) -> np.ndarray:
     """The configured view from an already band-passed (12, n) signal and its R peaks."""
+    return view_and_span(filtered_mv, fs_hz, r_peaks, beat_index, config, rng)[0]
+
+
+def view_and_span(
+    filtered_mv: np.ndarray,
+    fs_hz: float,
+    r_peaks: np.ndarray,
+    beat_index: int,
+    config: SignalConfig,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """The view and the stretch of the recording it shows, (start_s, end_s) from the recording's start
+    (for ``median_beat`` the window around the chosen beat, or NaN without one)."""
     x = np.asarray(filtered_mv)
     n = x.shape[-1]
     step = fs_hz / config.out_fs_hz
     if config.view == "single_beat":
         if beat_index < 0:
             raise NoBeatError("no complete beat window in the record (too short, or no R peak found)")
-        out = _sample_at(x, beat_positions(float(r_peaks[beat_index]), fs_hz, config))
+        r = float(r_peaks[beat_index])
+        out = _sample_at(x, beat_positions(r, fs_hz, config))
+        span = (r / fs_hz - config.beat_before_s, r / fs_hz + config.beat_after_s)
     elif config.view == "median_beat":
         out = median_beat(x, fs_hz, r_peaks, config)
+        span = (math.nan, math.nan)
+        if beat_index >= 0:
+            r = float(r_peaks[beat_index])
+            span = (r / fs_hz - config.beat_before_s, r / fs_hz + config.beat_after_s)
     elif config.view == "full":
         out = _sample_at(x, np.arange(config.view_length) * step)
+        span = (0.0, min(n / fs_hz, config.full_s))
     else:  # random_crop
         rng = rng if rng is not None else np.random.default_rng(config.seed)
         duration_s = n / fs_hz
@@ -227,7 +248,8 @@ def view_from_filtered(
         pos = start_s * fs_hz + k * step
         keep = k < int(round(length_s * config.out_fs_hz))
         out = np.where(keep, _sample_at(x, pos), 0.0)
-    return np.ascontiguousarray(out, dtype=np.float32)
+        span = (start_s, start_s + length_s)
+    return np.ascontiguousarray(out, dtype=np.float32), span
 
 
 def extract_view(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: np.random.Generator | None = None) -> np.ndarray:

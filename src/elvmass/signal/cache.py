@@ -26,7 +26,7 @@ from elvmass.signal.analysis import ECGAnalysis, analyze_ecg
 from elvmass.signal.config import SignalConfig
 
 #: bump when the pipeline's numbers change, so old cache entries are not reused.
-PIPELINE_VERSION = "signal-2"  # 2: T-wave detections dropped (Pan-Tompkins rule)
+PIPELINE_VERSION = "signal-3"  # 2: T-wave detections dropped (Pan-Tompkins rule); 3: P on/off, T end by trapezium, RR-bounded searches, mean-RR HR
 _WFDB_PARTS = (".hea", ".dat", ".mat")
 
 

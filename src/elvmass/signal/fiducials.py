@@ -1,19 +1,34 @@
 """Fiducial points of one beat from all leads at once, and the measurements that follow from them.
 
 Global fiducials across leads are far more accurate than any one lead's: a lead whose QRS vector is
-perpendicular to it shows a late, small onset. The method works on two multi-lead curves of the
-band-passed beat, using the 8 independent leads (I, II, V1-V6):
+perpendicular to it shows a late, small onset. Everything works on multi-lead curves of the band-passed
+median beat, using the 8 independent leads (I, II, V1-V6), in a *delineation window* wider than the
+model's beat window (``DELINEATION_BEFORE_S`` .. ``DELINEATION_AFTER_S`` around the R peak) so a P wave
+far before the QRS (first-degree AV block) is still inside it; every search is bounded by the RR interval
+so it never runs into the neighbouring beat.
 
-- the *spatial velocity* ``v(t) = sqrt(sum_leads (dx/dt)^2)``: QRS onset is where ``v`` last rises above
-  ``QRS_ON_FRACTION`` of its QRS maximum before the QRS, QRS offset (J point) where it first falls below
-  ``QRS_OFF_FRACTION`` after it (both held for a few ms, so a notch inside the QRS does not end it);
-- the *spatial magnitude* of the deviation from the isoelectric level (the PR segment just before QRS
-  onset) ``m(t) = sqrt(sum_leads (x - baseline)^2)``: T offset by the tangent method (the tangent at the
-  steepest descent after the T peak crosses the post-T baseline level), P onset likewise on a smoothed
-  ``m`` before the QRS, working backwards from the P peak.
+===========  ==========================================================================================
+boundary     method
+===========  ==========================================================================================
+QRS on/off   *spatial velocity* ``v(t) = sqrt(sum_leads (dx/dt)^2)``: onset where ``v`` last rises above
+             ``QRS_ON_FRACTION`` of its QRS maximum, offset (J point) where it first falls below
+             ``QRS_OFF_FRACTION`` after it, each held ``HOLD_MS`` (a notch inside the QRS does not end it)
+T off        trapezium-area method (Vazquez-Seisdedos et al., IEEE TBME 58:2867, 2011) on the *spatial
+             magnitude* ``m(t) = sqrt(sum_leads (x - baseline)^2)`` (smoothed ``T_SMOOTH_MS``): from the
+             steepest descent after the T peak (``xm``) to ``xr`` = ``xm`` + ``T_REACH_MS``, the point that
+             maximises the trapezium area; searched up to ``T_SEARCH_RR_FRACTION`` of RR after R, so it
+             never runs into the next beat (not found there: NaN)
+P on/off     the same trapezium rule on ``m`` (smoothed ``P_SMOOTH_MS``) each side of the most prominent
+             hump between the previous beat's T end and the QRS onset (at most ``P_SEARCH_MS`` before it:
+             long PR), prominence >= ``P_MIN_MV``. ``m`` >= 0, so either polarity and biphasic P waves work
+P absent     :func:`p_wave_absent`: no hump (``not_found``), or the beats disagree on it
+             (``not_locked_to_qrs``, atrial fibrillation): the median correlation of each beat's detrended
+             P segment with the median beat's is below ``P_CONSISTENCY_MIN``, or below
+             ``P_CONSISTENCY_IRREGULAR`` when successive RR intervals differ (> ``P_IRREGULAR_DRR``)
+===========  ==========================================================================================
 
-Axes follow the device convention: ``atan2(net aVF, net I)`` of the net area in the QRS (R axis), P-wave
-(P axis) and ST-T (T axis) windows, in degrees in (-180, 180].
+Axes follow the device convention: ``atan2(net aVF, net I)`` of the net area in the QRS (R axis), the
+delineated P wave (P axis) and ST-T (T axis) windows, in degrees in (-180, 180].
 
     >>> import numpy as np
     >>> from elvmass.signal.fiducials import frontal_axis_deg
@@ -26,18 +41,44 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.signal import find_peaks
 
 from elvmass.record import LEAD_INDEX
 
 INDEPENDENT = np.array([0, 1, 6, 7, 8, 9, 10, 11])
-QRS_ON_FRACTION = 0.05
-QRS_OFF_FRACTION = 0.07
+QRS_ON_FRACTION = 0.03
+QRS_OFF_FRACTION = 0.10
 HOLD_MS = 8.0
+QRS_ON_REACH_MS = 50.0
 QRS_SEARCH_MS = 150.0
-P_MIN_MV = 0.03
+P_MIN_MV = 0.025
 T_MIN_MV = 0.05
+#: Thresholds tuned on LUDB's odd-numbered records and the PTB-XL sample; the even-numbered LUDB records are
+#: the held-out report part of benchmarks/bench_delineation.py (see docs/delineation.md).
+#: window of the median beat the fiducials are searched in (s before / after the R peak)
+DELINEATION_BEFORE_S = 0.6
+DELINEATION_AFTER_S = 0.7
+#: T end is searched up to this fraction of RR after the R peak (never into the next beat)
+T_SEARCH_RR_FRACTION = 0.75
+T_SEARCH_MAX_MS = 650.0
+#: P is searched at most this long before QRS onset
+P_SEARCH_MS = 480.0
+#: P onset is looked for at most this long before the P peak
+P_MAX_HALF_MS = 120.0
+P_CONSISTENCY_MIN = 0.75
+#: with irregular RR (median |successive RR difference| / mean RR above P_IRREGULAR_DRR), a P wave needs
+#: this consistency across beats
+P_IRREGULAR_DRR = 0.1
+P_CONSISTENCY_IRREGULAR = 0.88
+#: trapezium far point: at most this far past the steepest descent of T / slope of P
+T_REACH_MS = 80.0
+P_ON_REACH_MS = 60.0
+P_OFF_REACH_MS = 40.0
+#: smoothing of the spatial magnitude for T / P (ms)
+T_SMOOTH_MS = 20.0
+P_SMOOTH_MS = 8.0
 
-FIDUCIAL_NAMES = ("p_on", "qrs_on", "qrs_off", "t_off")
+FIDUCIAL_NAMES = ("p_on", "p_off", "qrs_on", "qrs_off", "t_off")
 
 
 def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
@@ -67,107 +108,181 @@ def spatial_velocity(beat_mv: np.ndarray, fs_hz: float) -> np.ndarray:
     return _moving_average(v, max(1, int(round(0.008 * fs_hz))))
 
 
-def locate_fiducials(beat_mv: np.ndarray, fs_hz: float, r_index: int) -> dict[str, float]:
-    """P onset, QRS onset, QRS offset and T offset of a (12, W) band-passed beat, as sample indices (float).
+def trapezium_end(curve: np.ndarray, xm: int, xr: int) -> float:
+    """Vazquez-Seisdedos trapezium rule: the ``xi`` between ``xm`` (steepest fall) and ``xr`` (a point
+    where the wave is surely over) that maximises ``(curve[xm] - curve[xi]) * |2 xr - xi - xm| / 2``.
+    Works either way (``xr < xm`` for an onset). NaN for an empty range.
 
-    ``r_index`` is the R peak's sample in the beat. A point that cannot be found (no P wave in atrial
-    fibrillation, a T wave outside the window) is NaN.
+    >>> c = np.r_[np.linspace(1, 0, 11), np.zeros(10)]
+    >>> trapezium_end(c, 2, 20)
+    10.0
+    """
+    if xr == xm:
+        return math.nan
+    step = 1 if xr > xm else -1
+    idx = np.arange(xm, xr + step, step)
+    area = (curve[xm] - curve[idx]) * np.abs(2 * xr - idx - xm)
+    return float(idx[int(np.argmax(area))])
+
+
+def _wave_bounds(m: np.ndarray, lo: int, hi: int, peak: int, reach: int | None = None,
+                 reach_on: int | None = None) -> tuple[float, float]:
+    """Onset and offset of the wave peaking at ``peak`` in ``m[lo:hi]``, by the trapezium rule each side;
+    ``reach`` (samples) limits how far past the steepest slope the far point ``xr`` is put."""
+    slope = np.gradient(m)
+    if peak - lo >= 2:
+        xm_on = lo + int(np.argmax(slope[lo:peak]))
+        r_on = reach if reach_on is None else reach_on
+        xr = lo if r_on is None else max(lo, xm_on - r_on)
+        on = trapezium_end(m, xm_on, xr)
+    else:
+        on = math.nan
+    if hi - peak >= 3:
+        xm_off = peak + int(np.argmin(slope[peak:hi]))
+        xr = hi - 1 if reach is None else min(hi - 1, xm_off + reach)
+        off = trapezium_end(m, xm_off, xr)
+    else:
+        off = math.nan
+    return on, off
+
+
+def qrs_bounds(beat_mv: np.ndarray, fs_hz: float, r_index: int) -> tuple[float, float]:
+    """QRS onset and offset (samples) of a (12, W) band-passed beat from its spatial velocity."""
+    x = np.asarray(beat_mv, dtype=np.float64)
+    n = x.shape[1]
+    ms = fs_hz / 1000.0
+    hold = max(1, int(round(HOLD_MS * ms)))
+    lo = max(1, r_index - int(QRS_SEARCH_MS * ms))
+    hi = min(n - 1, r_index + int(QRS_SEARCH_MS * ms))
+    if hi - lo < 4:
+        return math.nan, math.nan
+    v = spatial_velocity(x, fs_hz)
+    seg = v[lo:hi]
+    vmax = float(seg.max())
+    if vmax <= 0:
+        return math.nan, math.nan
+    strong = np.flatnonzero(seg > 0.3 * vmax) + lo
+    first_strong, last_strong = int(strong[0]), int(strong[-1])
+    # a P wave merging into the QRS (short PR) keeps v above the onset threshold: look back at most
+    # QRS_ON_REACH_MS from the first strong slope, and take the slowest point there if v never drops
+    lo_on = max(lo, first_strong - int(round(QRS_ON_REACH_MS * ms)))
+    back = v[lo_on : first_strong + 1][::-1] < QRS_ON_FRACTION * vmax
+    k = _first_run(back, hold)
+    qrs_on = first_strong - k if k >= 0 else lo_on + int(np.argmin(v[lo_on : first_strong + 1]))
+    fwd = v[last_strong:hi] < QRS_OFF_FRACTION * vmax
+    k = _first_run(fwd, hold)
+    qrs_off = last_strong + k if k >= 0 else last_strong + int(np.argmin(v[last_strong:hi]))
+    return float(qrs_on), float(qrs_off)
+
+
+def spatial_magnitude(beat_mv: np.ndarray, fs_hz: float, qrs_on: float, smooth_ms: float = 20.0) -> np.ndarray:
+    """sqrt(sum over the 8 independent leads of the squared deviation from the PR level), smoothed."""
+    x = np.asarray(beat_mv, dtype=np.float64)
+    baseline = isoelectric_levels(x, fs_hz, qrs_on)
+    dev = x[INDEPENDENT] - baseline[INDEPENDENT, None]
+    m = np.sqrt(np.einsum("ij,ij->j", dev, dev))
+    return _moving_average(m, max(1, int(round(smooth_ms * fs_hz / 1000.0))))
+
+
+def locate_fiducials(beat_mv: np.ndarray, fs_hz: float, r_index: int, rr_s: float | None = None) -> dict[str, float]:
+    """P onset/offset, QRS onset/offset and T offset of a (12, W) band-passed beat, as sample indices (float).
+
+    ``r_index`` is the R peak's sample in the beat; ``rr_s`` the record's RR interval (bounds the T and P
+    searches so they stay inside this beat; without it the searches use the window). A point that cannot
+    be found (no P wave, a T wave past the search) is NaN, never a window edge.
     """
     x = np.asarray(beat_mv, dtype=np.float64)
     n = x.shape[1]
     ms = fs_hz / 1000.0
     out = {name: math.nan for name in FIDUCIAL_NAMES}
-    hold = max(1, int(round(HOLD_MS * ms)))
-    v = spatial_velocity(x, fs_hz)
-
-    lo = max(1, r_index - int(QRS_SEARCH_MS * ms))
-    hi = min(n - 1, r_index + int(QRS_SEARCH_MS * ms))
-    if hi - lo < 4:
+    qrs_on, qrs_off = qrs_bounds(x, fs_hz, r_index)
+    if not math.isfinite(qrs_on):
         return out
-    seg = v[lo:hi]
-    vmax = float(seg.max())
-    if vmax <= 0:
-        return out
-    strong = np.flatnonzero(seg > 0.3 * vmax) + lo
-    first_strong, last_strong = int(strong[0]), int(strong[-1])
+    out["qrs_on"], out["qrs_off"] = qrs_on, qrs_off
+    q_on, q_off = int(qrs_on), int(qrs_off)
+    m = spatial_magnitude(x, fs_hz, qrs_on, T_SMOOTH_MS)
 
-    # QRS onset: walking back from the first strong slope, the first run of `hold` samples below threshold
-    back = v[lo : first_strong + 1][::-1] < QRS_ON_FRACTION * vmax
-    k = _first_run(back, hold)
-    qrs_on = first_strong - k if k >= 0 else lo
-    # QRS offset (J point): walking forward from the last strong slope
-    fwd = v[last_strong:hi] < QRS_OFF_FRACTION * vmax
-    k = _first_run(fwd, hold)
-    qrs_off = last_strong + k if k >= 0 else hi
-    out["qrs_on"], out["qrs_off"] = float(qrs_on), float(qrs_off)
+    # T: from 60 ms after the J point to a fraction of RR after R (the next beat's P/QRS stays outside)
+    t_stop_ms = T_SEARCH_MAX_MS if rr_s is None else min(T_SEARCH_MAX_MS, T_SEARCH_RR_FRACTION * rr_s * 1000.0)
+    t_start = q_off + int(round(60 * ms))
+    t_stop = min(n, r_index + int(round(t_stop_ms * ms)))
+    if t_stop - t_start >= int(round(80 * ms)):
+        t_peak = t_start + int(np.argmax(m[t_start:t_stop]))
+        if m[t_peak] >= T_MIN_MV and t_stop - t_peak >= 3:
+            _, t_off = _wave_bounds(m, t_start, t_stop, t_peak, int(round(T_REACH_MS * ms)))
+            if math.isfinite(t_off) and t_off < t_stop - 1:
+                out["t_off"] = t_off
 
-    # isoelectric level of each lead: the PR segment just before QRS onset
-    b0, b1 = max(0, qrs_on - int(round(20 * ms))), max(1, qrs_on - int(round(4 * ms)))
-    baseline = x[:, b0:b1].mean(axis=1, keepdims=True) if b1 > b0 else x[:, [max(qrs_on - 1, 0)]]
-    dev = x[INDEPENDENT] - baseline[INDEPENDENT]
-    m = np.sqrt(np.einsum("ij,ij->j", dev, dev))
-    m = _moving_average(m, max(1, int(round(0.02 * fs_hz))))
-
-    out["t_off"] = _t_offset(m, fs_hz, qrs_off)
-    out["p_on"] = _p_onset(m, fs_hz, qrs_on)
+    # P: between the previous beat's T end (this beat's T end one RR earlier) and the QRS onset
+    p_lo = q_on - int(round(P_SEARCH_MS * ms))
+    if rr_s is not None and math.isfinite(out["t_off"]):
+        p_lo = max(p_lo, int(out["t_off"] - rr_s * fs_hz) + int(round(20 * ms)))
+    elif rr_s is not None:
+        p_lo = max(p_lo, r_index - int(round(0.6 * rr_s * fs_hz)))
+    p_lo = max(0, p_lo)
+    p_hi = q_on - int(round(10 * ms))
+    if p_hi - p_lo >= int(round(60 * ms)):
+        m = spatial_magnitude(x, fs_hz, qrs_on, P_SMOOTH_MS)
+        # the P wave is the most prominent hump between the previous T wave and the QRS (a T-wave tail or
+        # a U wave at the search start is higher in level but has little prominence)
+        peaks, props = find_peaks(m[p_lo:p_hi], prominence=P_MIN_MV)
+        if peaks.size:
+            p_peak = p_lo + int(peaks[int(np.argmax(props["prominences"]))])
+            lo = max(p_lo, p_peak - int(round(P_MAX_HALF_MS * ms)))
+            on, off = _wave_bounds(m, lo, p_hi, p_peak, int(round(P_OFF_REACH_MS * ms)), int(round(P_ON_REACH_MS * ms)))
+            if math.isfinite(on) and math.isfinite(off) and off - on >= 30 * ms:
+                out["p_on"], out["p_off"] = on, off
     return out
 
 
-def _tangent_end(curve: np.ndarray, peak: int, stop: int, fs_hz: float, floor: float, forward: bool) -> float:
-    """Tangent method: where the tangent at the steepest fall from ``peak`` toward ``stop`` reaches ``floor``."""
-    if forward:
-        part = curve[peak:stop]
-        if part.size < 3:
-            return math.nan
-        slope = np.gradient(part)
-        i = int(np.argmin(slope))
-        s = slope[i]
-        if s >= 0:
-            return math.nan
-        return peak + i + (floor - part[i]) / s
-    part = curve[stop : peak + 1]
-    if part.size < 3:
+def p_wave_consistency(filtered_mv: np.ndarray, r_peaks: np.ndarray, template: np.ndarray, r_index: int,
+                       p_on: float, p_off: float) -> float:
+    """Median over beats of the correlation between each beat's P segment (8 leads, relative to its R
+    peak) and the median beat's. Near 1 when every beat has the P wave; low when the atrial activity is
+    not locked to the QRS (atrial fibrillation). NaN with fewer than 3 beats."""
+    if not (math.isfinite(p_on) and math.isfinite(p_off)):
         return math.nan
-    slope = np.gradient(part)
-    i = int(np.argmax(slope))
-    s = slope[i]
-    if s <= 0:
+    x = np.asarray(filtered_mv)
+    a, b = int(round(p_on)) - r_index, int(round(p_off)) - r_index
+    r = np.asarray(r_peaks, dtype=np.int64)
+    r = r[(r + a >= 0) & (r + b < x.shape[-1])]
+    if r.size < 3 or b - a < 3:
         return math.nan
-    return stop + i + (floor - part[i]) / s
+    idx = r[:, None] + np.arange(a, b + 1)[None, :]
+    seg = x[INDEPENDENT][:, idx].transpose(1, 0, 2).astype(np.float64)  # (beats, 8, w)
+    # remove each lead's straight line through the segment: a T-wave tail or a QRS upstroke in it is a
+    # slope every beat shares, not evidence of a P wave
+    w = b - a + 1
+    t = np.linspace(-1.0, 1.0, w)
+    basis = np.stack([np.ones(w), t])  # (2, w)
+    proj = np.linalg.pinv(basis.T)  # (2, w)
+    seg = seg - np.einsum("bik,kw->biw", np.einsum("biw,kw->bik", seg, proj), basis)
+    tpl = np.asarray(template, dtype=np.float64)[INDEPENDENT, r_index + a : r_index + b + 1]
+    tpl = tpl - (tpl @ proj.T) @ basis
+    num = np.einsum("bij,ij->b", seg, tpl)
+    den = np.sqrt(np.einsum("bij,bij->b", seg, seg) * np.einsum("ij,ij->", tpl, tpl)) + 1e-12
+    return float(np.median(num / den))
 
 
-def _t_offset(m: np.ndarray, fs_hz: float, qrs_off: int) -> float:
-    ms = fs_hz / 1000.0
-    n = m.size
-    start = qrs_off + int(round(60 * ms))
-    stop = min(n, qrs_off + int(round(550 * ms)))
-    if stop - start < int(round(80 * ms)):
-        return math.nan
-    t_peak = start + int(np.argmax(m[start:stop]))
-    if m[t_peak] < T_MIN_MV:
-        return math.nan
-    after = m[t_peak:stop]
-    floor = float(after.min())
-    end = _tangent_end(m, t_peak, stop, fs_hz, floor, forward=True)
-    if not math.isfinite(end):
-        return math.nan
-    return float(min(max(end, t_peak), stop - 1))
+def p_wave_absent(filtered_mv: np.ndarray, fs_hz: float, r_peaks: np.ndarray, template: np.ndarray, r_index: int,
+                  fid: dict[str, float]) -> str | None:
+    """Why the record has no P wave (``"not_found"``, ``"not_locked_to_qrs"``), or None when it has one.
 
-
-def _p_onset(m: np.ndarray, fs_hz: float, qrs_on: int) -> float:
-    ms = fs_hz / 1000.0
-    stop = qrs_on - int(round(30 * ms))
-    start = max(0, qrs_on - int(round(350 * ms)))
-    if stop - start < int(round(60 * ms)):
-        return math.nan
-    p_peak = start + int(np.argmax(m[start:stop]))
-    if m[p_peak] < P_MIN_MV or p_peak - start < int(round(10 * ms)):
-        return math.nan
-    floor = float(m[start:p_peak].min())
-    on = _tangent_end(m, p_peak, start, fs_hz, floor, forward=False)
-    if not math.isfinite(on):
-        return math.nan
-    return float(min(max(on, start), p_peak))
+    Not locked: the beats disagree on the P segment (:func:`p_wave_consistency` below
+    ``P_CONSISTENCY_MIN``), or the rhythm is irregular (median |successive RR difference| over the mean RR
+    above ``P_IRREGULAR_DRR``, as in atrial fibrillation) and the consistency is below
+    ``P_CONSISTENCY_IRREGULAR`` (a sinus arrhythmia keeps P waves that all look alike).
+    """
+    if not (math.isfinite(fid.get("p_on", math.nan)) and math.isfinite(fid.get("p_off", math.nan))):
+        return "not_found"
+    c = p_wave_consistency(filtered_mv, r_peaks, template, r_index, fid["p_on"], fid["p_off"])
+    if not math.isfinite(c):
+        return None
+    rr = np.diff(np.asarray(r_peaks, dtype=np.float64))
+    drr = float(np.median(np.abs(np.diff(rr))) / rr.mean()) if rr.size >= 3 else 0.0
+    if c < P_CONSISTENCY_MIN or (drr > P_IRREGULAR_DRR and c < P_CONSISTENCY_IRREGULAR):
+        return "not_locked_to_qrs"
+    return None
 
 
 def frontal_axis_deg(net_i: float, net_avf: float) -> float:
@@ -201,22 +316,26 @@ def isoelectric_levels(beat_mv: np.ndarray, fs_hz: float, qrs_on: float) -> np.n
 
 
 def measure_beat(beat_mv: np.ndarray, fs_hz: float, fid: dict[str, float]) -> dict[str, float]:
-    """QRS duration and frontal P, R and T axes (plus PR and QT) from a beat and its fiducials (samples)."""
+    """QRS duration and frontal P, R and T axes (plus PR and QT) from a beat and its fiducials (samples).
+
+    The P axis is the net area of I and aVF over the delineated P wave (P onset to P offset), each lead
+    relative to its isoelectric (PR-segment) level, like the QRS and T axes; NaN without a P wave.
+    """
     x = np.asarray(beat_mv, dtype=np.float64)
     to_ms = 1000.0 / fs_hz
-    p_on, q_on, q_off, t_off = (fid[k] for k in FIDUCIAL_NAMES)
+    p_on, p_off, q_on, q_off, t_off = (fid.get(k, math.nan) for k in FIDUCIAL_NAMES)
     base = isoelectric_levels(x, fs_hz, q_on)
     i_lead, avf = LEAD_INDEX["I"], LEAD_INDEX["aVF"]
 
-    def axis(a: float, b: float) -> float:
-        return frontal_axis_deg(_net_area(x, i_lead, a, b, base[i_lead]), _net_area(x, avf, a, b, base[avf]))
+    def axis(a: float, b: float, ref: np.ndarray) -> float:
+        return frontal_axis_deg(_net_area(x, i_lead, a, b, ref[i_lead]), _net_area(x, avf, a, b, ref[avf]))
 
-    p_end = q_on - 10.0 * fs_hz / 1000.0 if math.isfinite(q_on) else math.nan
+    p_axis = axis(p_on, p_off, base) if math.isfinite(p_on) and math.isfinite(p_off) else math.nan
     return {
         "qrs_ms": (q_off - q_on) * to_ms,
         "pr_ms": (q_on - p_on) * to_ms,
         "qt_ms": (t_off - q_on) * to_ms,
-        "p_axis_deg": axis(p_on, p_end),
-        "r_axis_deg": axis(q_on, q_off),
-        "t_axis_deg": axis(q_off, t_off),
+        "p_axis_deg": p_axis,
+        "r_axis_deg": axis(q_on, q_off, base),
+        "t_axis_deg": axis(q_off, t_off, base),
     }

@@ -1,0 +1,325 @@
+"""Wave delineation against LUDB's cardiologist annotations, side by side with neurokit2, in one run.
+
+Data: ``../shared/data/ludb`` (records 1-120 of LUDB v1.0.1; Kalyakulina et al., IEEE Access 8:186181,
+2020, doi:10.1109/ACCESS.2020.3029211). Reference for a global boundary = the median across the leads that
+annotate it (``elvmass.signal.ludb_reference``).
+
+Methods, on the same beats:
+
+- ``elvmass``: ``analyze_ecg`` (multi-lead median-beat delineation). *Chosen beat*: the beat ``elvmass
+  beats`` reports. *All beats*: the median beat's fiducials placed at every detected R peak (what a cart
+  reports for every beat).
+- ``nk_dwt``, ``nk_peak``: ``neurokit2.ecg_delineate`` (methods ``dwt`` and ``peak``) on lead II cleaned by
+  ``nk.ecg_clean``, at neurokit2's own R peaks (``nk.ecg_peaks``); the chosen beat is neurokit2's beat
+  nearest the same annotated QRS. (neurokit2 ``peak`` reports no P offset / QRS bounds in some versions:
+  such cells read n/a.)
+- ``ecg_ai_seg``: the ECG-AI learned segmentation model (issue #10) when ``elvmass.segment`` is importable
+  and offers ``delineate_record(record) -> list[dict]`` (per beat: ``qrs_peak`` and the boundaries, in
+  samples); otherwise the column reads "not available".
+
+Per boundary (P on, P off, QRS on, QRS off, T off): sensitivity (share of reference boundaries with a
+detected one within 150 ms), PPV (share of detected boundaries with a reference one within 150 ms; a P
+reported on an AF/flutter beat counts against it), mean +/- SD error (ms, detected - reference) and the
+share of reference boundaries within the CSE 2-sigma tolerance (P on 10.2, P off 12.7, QRS on 6.5, QRS off
+11.6, T off 30.6 ms; a missed boundary counts as outside). On AF/flutter records: the share of beats where
+P is reported absent. Records are grouped by rhythm: sinus (no pacemaker), paced (LUDB's "Cardiac pacing"
+column: the cardiologists put QRS onset after the pacing spike; elvmass flags such ECGs and the model does
+not use them) and atrial fibrillation/flutter.
+
+Split (thresholds were tuned on one part only): **tuning = odd record numbers, report = even record
+numbers** (``--part tune|report|all``; default ``report``). Targets (issue #14, report part, sinus, chosen
+beats): QRS on/off within tolerance >= 95 %, P on >= 85 %, T off >= 90 %, every sensitivity and PPV >= 0.95;
+AF/flutter: P absent >= 90 %. Exits 1 when ``--check`` is given and a target is missed.
+
+Run:  python benchmarks/bench_delineation.py [--part report] [--no-nk] [--check] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import json
+import math
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from elvmass import read_ecg
+from elvmass.signal import SignalConfig, analyze_ecg
+from elvmass.signal.ludb_reference import BOUNDARIES, CSE_TOLERANCE_MS, read_ludb_beats
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+LUDB = DATA / "ludb"
+MATCH_MS = 150.0
+FS = 500.0
+GROUPS = {"sinus": "sinus rhythm (no pacemaker)", "paced": "paced (pacemaker; spikes precede the QRS)",
+          "af": "atrial fibrillation/flutter"}
+TARGETS = {"qrs_on": 0.95, "qrs_off": 0.95, "p_on": 0.85, "t_off": 0.90}
+NK_KEYS = {"p_on": "ECG_P_Onsets", "p_off": "ECG_P_Offsets", "qrs_on": "ECG_R_Onsets",
+           "qrs_off": "ECG_R_Offsets", "t_off": "ECG_T_Offsets"}
+
+
+def ludb_rhythms() -> dict[int, str]:
+    with open(LUDB / "ludb.csv", newline="", encoding="utf-8") as fh:
+        return {int(row["ID"]): row["Rhythms"].replace("\n", " ") for row in csv.DictReader(fh)}
+
+
+def ludb_paced() -> set[int]:
+    """Records with a pacemaker (LUDB's 'Cardiac pacing' column names ventricular/atrial pacing or P-synchrony)."""
+    with open(LUDB / "ludb.csv", newline="", encoding="utf-8") as fh:
+        return {int(row["ID"]) for row in csv.DictReader(fh) if row["Cardiac pacing"].strip()}
+
+
+def rhythm_group(record: int, rhythms: dict[int, str], paced: set[int]) -> str:
+    """``af`` (atrial fibrillation/flutter), ``paced`` (pacemaker), else ``sinus``."""
+    if is_af(rhythms[record]):
+        return "af"
+    return "paced" if record in paced else "sinus"
+
+
+def is_af(rhythm: str) -> bool:
+    r = rhythm.lower()
+    return "fibrillation" in r or "flutter" in r
+
+
+def part_of(record: int) -> str:
+    return "tune" if record % 2 else "report"
+
+
+# ---------------------------------------------------------------------------------------------- methods
+def elvmass_beats(path: Path) -> tuple[dict, list[dict]]:
+    """(chosen beat, all beats) boundaries in samples, each dict with qrs_peak."""
+    a = analyze_ecg(read_ecg(path), SignalConfig())
+    if not math.isfinite(a.beat_start_s):
+        return {}, []
+    cfg = a.config
+    r_chosen = a.beat_start_s * FS + cfg.beat_before_s * FS
+    chosen = {"qrs_peak": r_chosen}
+    for k in BOUNDARIES:
+        v = a.fiducials_ms.get(k, math.nan)
+        chosen[k] = a.beat_start_s * FS + v * FS / 1000.0 if math.isfinite(v) else math.nan
+    beats = []
+    for t in a.r_peaks_s:
+        r = t * FS
+        beats.append({"qrs_peak": r, **{k: (chosen[k] - r_chosen + r) for k in BOUNDARIES}})
+    return chosen, beats
+
+
+def neurokit_beats(path: Path, method: str) -> list[dict]:
+    import neurokit2 as nk
+    import wfdb
+
+    rec = wfdb.rdrecord(str(path.with_suffix("")))
+    lead = [n.lower() for n in rec.sig_name].index("ii")
+    sig = rec.p_signal[:, lead]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clean = nk.ecg_clean(sig, sampling_rate=FS)
+        _, info = nk.ecg_peaks(clean, sampling_rate=FS)
+        r = np.asarray(info["ECG_R_Peaks"])
+        try:
+            _, waves = nk.ecg_delineate(clean, r, sampling_rate=FS, method=method)
+        except Exception:  # neurokit2 raises on some records (e.g. too few beats): count as nothing found
+            waves = {}
+    out = []
+    for i, peak in enumerate(r):
+        row = {"qrs_peak": float(peak)}
+        for k, nk_key in NK_KEYS.items():
+            vals = waves.get(nk_key)
+            v = vals[i] if vals is not None and i < len(vals) else math.nan
+            row[k] = float(v) if v is not None and np.isfinite(v) else math.nan
+        out.append(row)
+    return out
+
+
+def segment_model():
+    try:
+        mod = importlib.import_module("elvmass.segment")
+    except Exception:
+        return None
+    return getattr(mod, "delineate_record", None)
+
+
+# --------------------------------------------------------------------------------------------- scoring
+def match(beats: list[dict], ref_peak: float) -> dict | None:
+    if not beats:
+        return None
+    d = [abs(b["qrs_peak"] - ref_peak) for b in beats]
+    i = int(np.argmin(d))
+    return beats[i] if d[i] <= 0.1 * FS else None
+
+
+class Tally:
+    def __init__(self):
+        self.rows = {k: {"ref": 0, "hit": 0, "found": 0, "true": 0, "tol": 0, "err": []} for k in BOUNDARIES}
+        self.af_beats = 0
+        self.af_p_absent = 0
+        self.scored_absent = False  # True for elvmass: a boundary it never finds is a miss, not 'not reported'
+
+    def add(self, ref: dict, det: dict | None, af: bool) -> None:
+        if af:
+            self.af_beats += 1
+            p = det is not None and math.isfinite(det.get("p_on", math.nan))
+            self.af_p_absent += 0 if p else 1
+        for k in BOUNDARIES:
+            r = ref.get(k, math.nan) if not af or not k.startswith("p_") else math.nan
+            d = det.get(k, math.nan) if det is not None else math.nan
+            row = self.rows[k]
+            if math.isfinite(d):
+                row["found"] += 1
+                if math.isfinite(r) and abs(d - r) <= MATCH_MS * FS / 1000:
+                    row["true"] += 1
+            if math.isfinite(r):
+                row["ref"] += 1
+                if math.isfinite(d) and abs(d - r) <= MATCH_MS * FS / 1000:
+                    row["hit"] += 1
+                    e = (d - r) * 1000.0 / FS
+                    row["err"].append(e)
+                    row["tol"] += abs(e) <= CSE_TOLERANCE_MS[k]
+
+    def summary(self) -> dict:
+        out = {}
+        for k, row in self.rows.items():
+            e = np.asarray(row["err"])
+            if row["found"] == 0 and row["ref"] and not self.scored_absent:
+                out[k] = None  # the method never reports this boundary
+                continue
+            out[k] = {
+                "n_ref": row["ref"],
+                "sensitivity": row["hit"] / row["ref"] if row["ref"] else math.nan,
+                "ppv": row["true"] / row["found"] if row["found"] else math.nan,
+                "mean_ms": float(e.mean()) if e.size else math.nan,
+                "sd_ms": float(e.std()) if e.size else math.nan,
+                "within_tol": row["tol"] / row["ref"] if row["ref"] else math.nan,
+            }
+        out["af_p_absent"] = self.af_p_absent / self.af_beats if self.af_beats else math.nan
+        out["af_beats"] = self.af_beats
+        return out
+
+
+def _fmt(v, pct=False):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    return f"{100 * v:5.1f}%" if pct else f"{v:6.1f}"
+
+
+def print_table(title: str, results: dict[str, dict]) -> None:
+    print(f"\n## {title}")
+    methods = list(results)
+    print(f"{'boundary':9s} {'metric':10s} " + " ".join(f"{m:>14s}" for m in methods))
+    for k in BOUNDARIES:
+        for metric in ("within_tol", "sensitivity", "ppv", "mean_sd"):
+            cells = []
+            for m in methods:
+                s = results[m].get(k) if results[m] else None
+                if not results[m]:
+                    cells.append("not available")
+                elif s is None:
+                    cells.append("not reported")
+                elif metric == "mean_sd":
+                    cells.append(f"{_fmt(s['mean_ms'])}±{_fmt(s['sd_ms']).strip()}")
+                else:
+                    cells.append(_fmt(s[metric], pct=True))
+            label = {"within_tol": f"tol {CSE_TOLERANCE_MS[k]}", "mean_sd": "err ms"}.get(metric, metric)
+            print(f"{k:9s} {label:10s} " + " ".join(f"{c:>14s}" for c in cells))
+    cells = [(_fmt(results[m].get("af_p_absent"), pct=True) if results[m] else "not available") for m in methods]
+    print(f"{'AF/flut':9s} {'P absent':10s} " + " ".join(f"{c:>14s}" for c in cells))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=("tune", "report", "all"), default="report")
+    ap.add_argument("--records", type=int, nargs="*", help="only these LUDB record numbers")
+    ap.add_argument("--no-nk", action="store_true", help="skip neurokit2 (quick tuning runs)")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--verbose", action="store_true", help="per-record errors of elvmass's chosen beat")
+    args = ap.parse_args(argv)
+
+    rhythms = ludb_rhythms()
+    paced = ludb_paced()
+    recs = sorted(rhythms) if not args.records else args.records
+    recs = [r for r in recs if args.part == "all" or part_of(r) == args.part]
+    seg = segment_model()
+    methods = ["elvmass"] + ([] if args.no_nk else ["nk_dwt", "nk_peak"]) + ["ecg_ai_seg"]
+    tallies = {(scope, rh, m): Tally() for scope in ("chosen", "all") for rh in GROUPS for m in methods}
+    for key, t in tallies.items():
+        t.scored_absent = key[2] == "elvmass"
+    seconds = {m: 0.0 for m in methods}
+    skipped = []
+    per_record = []
+    for rec in recs:
+        path = LUDB / "data" / f"{rec}.hea"
+        ref_beats = read_ludb_beats(path.with_suffix(""))
+        rh = rhythm_group(rec, rhythms, paced)
+        af = rh == "af"
+        t0 = time.perf_counter()
+        chosen, all_e = elvmass_beats(path)
+        seconds["elvmass"] += time.perf_counter() - t0
+        dets = {"elvmass": (chosen, all_e)}
+        for m in methods[1:]:
+            if m == "ecg_ai_seg":
+                if seg is None:
+                    continue
+                t0 = time.perf_counter()
+                b = seg(read_ecg(path))
+                seconds[m] += time.perf_counter() - t0
+            else:
+                t0 = time.perf_counter()
+                b = neurokit_beats(path, m.split("_")[1])
+                seconds[m] += time.perf_counter() - t0
+            dets[m] = (None, b)
+        ref_chosen = match(ref_beats, chosen["qrs_peak"]) if chosen else None
+        if ref_chosen is None:
+            skipped.append(rec)
+        for m, (ch, allb) in dets.items():
+            if ref_chosen is not None:
+                det = ch if ch is not None else match(allb, ref_chosen["qrs_peak"])
+                tallies[("chosen", rh, m)].add(ref_chosen, det, af)
+            for rb in ref_beats:
+                if rb["n_leads"] < 6:
+                    continue
+                tallies[("all", rh, m)].add(rb, match(allb, rb["qrs_peak"]), af)
+        if ref_chosen is not None:
+            errs = {k: round((chosen[k] - ref_chosen[k]) * 2.0, 1) if math.isfinite(chosen[k]) and math.isfinite(ref_chosen[k]) else None
+                    for k in BOUNDARIES}
+            per_record.append({"record": rec, "rhythm": rhythms[rec], "err_ms": errs})
+            if args.verbose:
+                print(rec, rh, errs)
+
+    summary = {}
+    print(f"LUDB delineation benchmark: part={args.part} (tuning = odd record numbers, report = even), "
+          f"{len(recs)} records; chosen beat not annotated (not scored): {skipped or 'none'}")
+    print("reference = median across annotated leads; CSE 2-sigma tolerances; missed boundaries count as outside")
+    for scope in ("chosen", "all"):
+        for rh in GROUPS:
+            res = {m: (tallies[(scope, rh, m)].summary() if (m != "ecg_ai_seg" or seg is not None) else {}) for m in methods}
+            summary[f"{scope}/{rh}"] = res
+            print_table(f"{scope} beats, {GROUPS[rh]}", res)
+    print("\nseconds (this machine, shared and loaded):", {m: round(s, 1) for m, s in seconds.items()})
+
+    misses = []
+    s = summary["chosen/sinus"]["elvmass"]
+    for k, t in TARGETS.items():
+        if not s[k]["within_tol"] >= t:
+            misses.append(f"{k} within tolerance {s[k]['within_tol']:.3f} < {t}")
+    for k in BOUNDARIES:
+        for metric in ("sensitivity", "ppv"):
+            if not s[k][metric] >= 0.95:
+                misses.append(f"{k} {metric} {s[k][metric]:.3f} < 0.95")
+    af = summary["chosen/af"]["elvmass"]["af_p_absent"]
+    if math.isfinite(af) and af < 0.9:
+        misses.append(f"AF/flutter P absent {af:.3f} < 0.9")
+    print("\ntargets (chosen beats, sinus, elvmass):", "all met" if not misses else "MISSED: " + "; ".join(misses))
+    if args.json:
+        args.json.write_text(json.dumps({"part": args.part, "summary": summary, "per_record": per_record,
+                                         "misses": misses}, indent=1, default=float))
+    return 1 if (args.check and misses) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
