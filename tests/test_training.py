@@ -126,3 +126,22 @@ def test_phase_timings_are_reported():
               timings=timings)
     assert set(timings) == {"data", "forward", "backward", "optimiser", "validation", "bookkeeping"}
     assert all(v >= 0 for v in timings.values()) and timings["forward"] > 0 and timings["backward"] > 0
+
+
+@pytest.mark.slow
+def test_bench_train_exits_non_zero_on_a_missed_target():
+    """benchmarks/bench_train.py is a check: an impossible target gives exit status 1, a trivial one 0."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    tiny = ["--no-fold", "--epochs", "1", "--repeats", "1", "--n-train", "64", "--n-val", "16", "--json"]
+
+    def run(*extra):
+        return subprocess.run([sys.executable, str(root / "benchmarks/bench_train.py"), *tiny, *extra],
+                              env={**__import__("os").environ, "PYTHONPATH": str(root / "src")},
+                              capture_output=True, text=True, timeout=600)
+
+    assert run("--target", "1e9").returncode == 1
+    assert run("--target", "0", "--plain-target", "0").returncode == 0
