@@ -49,3 +49,26 @@ def test_changed_file_content_changes_key(shared_data, tmp_path):
     k1 = cache_key(f, SignalConfig())
     f.write_bytes(f.read_bytes().replace(b"<QRSDuration>78", b"<QRSDuration>79"))
     assert cache_key(f, SignalConfig()) != k1
+
+
+def test_worker_processes_give_the_serial_results(shared_data, tmp_path):
+    """The process pool (issue 18) is parallelism only: 2 workers and 1 give the same analyses, in
+    input order, with an unreadable file kept in its place; the serial cache serves the pool's entries."""
+    recs = shared_data / "ptbxl-sample/records500/00000"
+    paths = [recs / f"{i:05d}_hr" for i in range(1, 10)]
+    paths.insert(4, tmp_path / "missing.xml")
+    seen = []
+    pooled = preprocess_cohort(paths, SignalConfig(), tmp_path / "pool", workers=2, progress=lambda i, n: seen.append((i, n)))
+    serial = preprocess_cohort(paths, SignalConfig(), tmp_path / "serial", workers=1)
+    assert seen[-1] == (10, 10) and [i for i, _ in seen] == list(range(1, 11))
+    assert isinstance(pooled[4], ECGReadError) and "missing.xml" in str(pooled[4])
+    for a, b, p in zip(pooled, serial, paths):
+        if isinstance(b, ECGReadError):
+            assert str(a) == str(b)
+            continue
+        assert a.source_path == str(p)
+        assert np.array_equal(a.view, b.view) and np.array_equal(a.r_peaks_s, b.r_peaks_s)
+        assert a.to_json_dict() == b.to_json_dict()
+    assert len(list((tmp_path / "pool").rglob("*.npz"))) == 9
+    again = preprocess_cohort(paths, SignalConfig(), tmp_path / "pool", workers=1)
+    assert all(np.array_equal(a.view, b.view) for a, b in zip(again, serial) if not isinstance(b, ECGReadError))

@@ -71,7 +71,7 @@ def test_early_stopping_when_validation_does_not_improve():
     assert len(res.history) - res.best_epoch == 3
 
 
-@pytest.mark.parametrize("schedule", ["cosine", "plateau", "none"])
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle", "plateau", "none"])
 def test_schedules_run(schedule):
     data, _, _ = _problem(n=40)
     res = fit_model(SMALL, data.subset(np.arange(30)), data.subset(np.arange(30, 40)),
@@ -87,3 +87,61 @@ def test_bad_inputs():
     data, _, _ = _problem(n=20)
     with pytest.raises(ValueError, match="must not be empty"):
         fit_model(SMALL, data.subset(np.arange(20)), data.subset(np.arange(0)), TrainConfig(epochs=1, progress=False))
+
+
+def test_shift_augmentation_is_a_per_sample_circular_roll():
+    """The vectorised augmentation (one gather) equals np.roll of each sample by its own shift, with the
+    shift and gain drawn from the generator in the order of the earlier per-sample loop."""
+    from elvmass.training import _augment
+
+    x = torch.arange(3 * 2 * 7, dtype=torch.float32).reshape(3, 2, 7)
+    cfg = TrainConfig(shift_max_samples=3, amplitude_jitter=0.5, progress=False)
+    out = _augment(x, cfg, torch.Generator().manual_seed(11))
+    g = torch.Generator().manual_seed(11)
+    gain = (1.0 + 0.5 * torch.randn(3, 1, 1, generator=g)).numpy()
+    shifts = torch.randint(-3, 4, (3,), generator=g).numpy()
+    expect = np.stack([np.roll(x.numpy()[i] * gain[i], shifts[i], axis=-1) for i in range(3)])
+    assert np.array_equal(out.numpy(), expect)
+    assert len(set(shifts.tolist())) > 1  # the seed gives different shifts, so the test can tell
+
+
+def test_device_option():
+    data, _, _ = _problem(n=40)
+    tr, va = data.subset(np.arange(30)), data.subset(np.arange(30, 40))
+    cfg = TrainConfig(epochs=2, progress=False)
+    a = fit_model(SMALL, tr, va, cfg, device="cpu")
+    if not torch.cuda.is_available():
+        b = fit_model(SMALL, tr, va, cfg, device="auto")  # auto = CPU here: the same numbers
+        assert predict_normalised(a.model, va).tobytes() == predict_normalised(b.model, va, device="auto").tobytes()
+        with pytest.raises(ValueError, match="no CUDA"):
+            fit_model(SMALL, tr, va, cfg, device="cuda")
+    with pytest.raises(ValueError, match="device must be"):
+        fit_model(SMALL, tr, va, cfg, device="tpu")
+
+
+def test_phase_timings_are_reported():
+    data, _, _ = _problem(n=40)
+    timings = {}
+    fit_model(SMALL, data.subset(np.arange(30)), data.subset(np.arange(30, 40)), TrainConfig(epochs=2, progress=False),
+              timings=timings)
+    assert set(timings) == {"data", "forward", "backward", "optimiser", "validation", "bookkeeping"}
+    assert all(v >= 0 for v in timings.values()) and timings["forward"] > 0 and timings["backward"] > 0
+
+
+@pytest.mark.slow
+def test_bench_train_exits_non_zero_on_a_missed_target():
+    """benchmarks/bench_train.py is a check: an impossible target gives exit status 1, a trivial one 0."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    tiny = ["--no-fold", "--epochs", "1", "--repeats", "1", "--n-train", "64", "--n-val", "16", "--json"]
+
+    def run(*extra):
+        return subprocess.run([sys.executable, str(root / "benchmarks/bench_train.py"), *tiny, *extra],
+                              env={**__import__("os").environ, "PYTHONPATH": str(root / "src")},
+                              capture_output=True, text=True, timeout=600)
+
+    assert run("--target", "1e9").returncode == 1
+    assert run("--target", "0", "--plain-target", "0").returncode == 0

@@ -167,12 +167,9 @@ class ElvmassNetSpec(ModelSpec):
         tensors = TensorData(data.views(self.signal), demo, par, scaler.normalise_target(y_g))
         train = dataclasses.replace(self.train, seed=self.seed + max(int(split.fold), 0), progress=progress)
         augment = self.crop.augmenter(self.signal.out_fs_hz) if self.crop is not None else None
-        # TODO(device): training runs on the CPU. When the training loop takes ``fit_model(..., device=)``
-        # (the `speed` work on training.py), pass ``device`` on here and in predict; until then a
-        # CUDA request is refused with one line instead of silently training on the CPU.
-        _check_device(device)
         res = fit_model(net, tensors.subset(split.train), tensors.subset(split.val), train,
-                        target_scale_g=scaler.target_sd_g, description=label or self.name, augment=augment)
+                        target_scale_g=scaler.target_sd_g, description=label or self.name, augment=augment,
+                        device=device)
         info = {"n_train": int(len(split.train)), "n_val": int(len(split.val)), "best_epoch": res.best_epoch,
                 "val_mae_g": round(res.best_val_mae_g, 3), "epochs_run": len(res.history),
                 "elapsed_s": round(res.elapsed_s, 1)}
@@ -198,32 +195,6 @@ class ElvmassNetSpec(ModelSpec):
         net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
         net.eval()
         return FittedElvmassNet(spec, net, FeatureScaler.from_dict(meta["scaler"]), [], dict(meta.get("info", {})))
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cpu``/``cuda`` as given (``cuda``
-    without a GPU is a one-line error)."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
-    if device == "cpu":
-        return "cpu"
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if device == "cuda":
-        raise ValueError("device 'cuda' was asked for, but torch sees no CUDA GPU on this machine")
-    return "cpu"
-
-
-def _check_device(device: str) -> str:
-    """TODO(device): until fit_model/predict_normalised take ``device=``, eLVMass-Net trains on the CPU:
-    ``auto`` means the CPU here, an explicit ``cuda`` is refused with one line."""
-    resolved = resolve_device(device)
-    if resolved == "cuda" and device == "cuda":
-        raise ValueError("training eLVMass-Net on CUDA needs the device-aware training loop (fit_model(device=)), "
-                         "not in this build yet; use --device cpu or auto")
-    return "cpu"
 
 
 class FittedElvmassNet(FittedModel):

@@ -20,6 +20,7 @@ The encoder ends with global average and max pooling over time, so it accepts an
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -68,9 +69,23 @@ class TemporalBlock(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x)
-        res = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + res)
+        if x.dim() == 3:
+            out = self.net(x)
+            res = x if self.downsample is None else self.downsample(x)
+            return self.relu(out + res)
+        # (B, C, 1, L) channels-last: the same convolutions as 2-D ones with a height of 1, which
+        # oneDNN runs faster on CPU; the parameters are the Conv1d ones (state dicts unchanged).
+        drop1, drop2 = self.net[2], self.net[5]
+        out = drop1(torch.relu_(_conv2d(self.conv1, x)))
+        out = drop2(torch.relu_(_conv2d(self.conv2, out)))
+        res = x if self.downsample is None else _conv2d(self.downsample, x)
+        return torch.relu_(out + res)
+
+
+def _conv2d(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """``conv`` applied to (B, C, 1, L) input: its (out, in, k) weight viewed as (out, in, 1, k)."""
+    return F.conv2d(x, conv.weight.unsqueeze(2), conv.bias, stride=(1, conv.stride[0]),
+                    padding=(0, conv.padding[0]), dilation=(1, conv.dilation[0]))
 
 
 class TCNEncoder(nn.Module):
@@ -78,7 +93,10 @@ class TCNEncoder(nn.Module):
 
     ``stride`` > 1 first averages the input over non-overlapping windows (cheap
     downsampling that keeps CPU training fast); ``channels`` gives one block per level with
-    dilation ``2**level``.
+    dilation ``2**level``. ``channels_last`` (default): on CPU, run the blocks on a
+    (B, C, 1, L) channels-last view of the input, the same arithmetic in oneDNN's preferred
+    layout (about a quarter less time per training step on the paper preset, see
+    ``benchmarks/bench_train.py``); the parameters and state dict are the same either way.
     """
 
     def __init__(
@@ -89,8 +107,10 @@ class TCNEncoder(nn.Module):
         dropout: float = 0.1,
         weight_norm: bool = False,
         stride: int = 1,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
+        self.channels_last = channels_last
         if n_inputs < 1 or not channels:
             raise ValueError("a TCN encoder needs at least one input lead and one level")
         self.pool_in = nn.AvgPool1d(stride) if stride > 1 else None
@@ -103,7 +123,14 @@ class TCNEncoder(nn.Module):
         self.out_features = 2 * cin
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.channels_last and x.device.type == "cpu"):
+            if self.pool_in is not None:
+                x = self.pool_in(x)
+            h = self.network(x)
+            return torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)
+        x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
         if self.pool_in is not None:
-            x = self.pool_in(x)
+            k = self.pool_in.kernel_size[0]
+            x = F.avg_pool2d(x, (1, k), (1, k))
         h = self.network(x)
-        return torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)
+        return torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)

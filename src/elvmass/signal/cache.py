@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -106,12 +107,50 @@ def load_analysis(file: Path) -> ECGAnalysis:
         )
 
 
+def _cached(file: Path, source) -> ECGAnalysis | None:
+    if not file.is_file():
+        return None
+    try:
+        result = load_analysis(file)
+    except (OSError, ValueError, KeyError):
+        return None  # a damaged entry is recomputed
+    result.source_path = str(source)
+    return result
+
+
+def _analyse_and_store(path, config: SignalConfig, file: Path):
+    """Worker: analyse one ECG and write its cache entry. Returns the analysis, or
+    ``(path, problem)`` for an unreadable file (ECGReadError does not survive pickling)."""
+    from elvmass import read_ecg
+
+    try:
+        result = analyze_ecg(read_ecg(path), config)
+    except ECGReadError as exc:
+        return (exc.path, exc.problem)
+    result.source_path = str(path)
+    save_analysis(result, file)
+    return result
+
+
+def default_workers() -> int:
+    """Worker processes for the signal cache: the CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+#: below this many files to compute, a process pool costs more than it saves
+_MIN_PARALLEL = 8
+
+
 def preprocess_cohort(
     paths: Iterable,
     config: SignalConfig = SignalConfig(),
     cache_dir=".elvmass-cache/signal",
     *,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> list[ECGAnalysis | ECGReadError]:
     """Analyse every ECG file (``analyze_ecg``), reusing cached results; one entry per path, in order.
 
@@ -119,30 +158,53 @@ def preprocess_cohort(
     dropped); a readable but flagged ECG gives its analysis with ``flags`` set. ``progress(i, n)`` is
     called after each file. With ``config.view == "random_crop"`` the cached crop is the one drawn from
     ``config.seed`` (augmentation during training should crop afresh from ``beat``/record instead).
-    """
-    from elvmass import read_ecg
 
+    Files not yet cached are analysed by ``workers`` processes (default: one per usable CPU core,
+    :func:`default_workers`; 1 = in this process). Each file's analysis depends only on its own
+    bytes and the config, so the results are the same for any number of workers.
+    """
     paths = list(paths)
     cache = Path(cache_dir)
-    out: list[ECGAnalysis | ECGReadError] = []
+    n = len(paths)
+    out: list[ECGAnalysis | ECGReadError | None] = [None] * n
+    todo: list[tuple[int, Path]] = []
+    done = 0
     for i, p in enumerate(paths):
         try:
             key = cache_key(p, config)
-            file = cache / key[:2] / f"{key}.npz"
-            result = None
-            if file.is_file():
-                try:
-                    result = load_analysis(file)
-                    result.source_path = str(p)
-                except (OSError, ValueError, KeyError):
-                    result = None  # a damaged entry is recomputed
-            if result is None:
-                result = analyze_ecg(read_ecg(p), config)
-                result.source_path = str(p)
-                save_analysis(result, file)
-            out.append(result)
         except ECGReadError as exc:
-            out.append(exc)
+            out[i] = exc
+        else:
+            file = cache / key[:2] / f"{key}.npz"
+            out[i] = _cached(file, p)
+            if out[i] is None:
+                todo.append((i, file))
+                continue
+        done += 1
         if progress is not None:
-            progress(i + 1, len(paths))
+            progress(done, n)
+    n_workers = default_workers() if workers is None else max(1, int(workers))
+    n_workers = min(n_workers, len(todo))
+
+    def finish(i: int, res) -> None:
+        nonlocal done
+        out[i] = ECGReadError(*res) if isinstance(res, tuple) else res
+        done += 1
+        if progress is not None:
+            progress(done, n)
+
+    if n_workers <= 1 or len(todo) < _MIN_PARALLEL:
+        for i, file in todo:
+            finish(i, _analyse_and_store(paths[i], config, file))
+        return out
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # fork: no re-import of the caller's __main__ (scripts without a main guard keep working); the
+    # workers run only NumPy/SciPy signal code
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
+        futures = {pool.submit(_analyse_and_store, paths[i], config, file): i for i, file in todo}
+        for fut in as_completed(futures):
+            finish(futures[fut], fut.result())
     return out

@@ -1,0 +1,70 @@
+"""Old vs new training code on the same manifest (issue 18 item 3): per fold, the one-model
+eLVMass-Net's test MAE, epochs and time, one JSON line each, appended to OUT as it goes, so a
+run cut short still gives paired folds. Run it once per code version, in parallel if you like:
+
+    git archive 786d645 src | tar -x -C /tmp/old          # the training code before issue 18
+    nice python benchmarks/train_accuracy_ab.py /tmp/old/src old ab.jsonl MANIFEST CACHE paper
+    nice python benchmarks/train_accuracy_ab.py src new ab.jsonl MANIFEST CACHE paper onecycle:12
+
+Each config is ``paper`` (the preset as is) or ``SCHEDULE:EPOCHS`` (the paper preset with those
+two changed). The ``old`` run also writes the demographics comparator's per-fold MAE, for the
+paired test. Uses the study protocol (``elvmass.experiments.study``, or ``elvmass.evaluate.study`` before it) (sorted-every-fifth folds, seed =
+preset seed + fold); not a timed check, a measurement.
+"""
+
+import dataclasses
+import json
+import sys
+import time
+
+src, tag, out, manifest, cache = sys.argv[1:6]
+configs = sys.argv[6:] or ["paper"]
+sys.path.insert(0, src)
+import numpy as np  # noqa: E402
+
+from elvmass.evaluate.metrics import mae_g  # noqa: E402
+from elvmass.evaluate.splits import make_splits  # noqa: E402
+from elvmass.models.demographics import DemographicsRegressor  # noqa: E402
+from elvmass.training import predict_normalised  # noqa: E402
+
+try:  # the model interface (experiments/), or the code before it (evaluate/study.py)
+    from elvmass.experiments.study import load_study_manifest, make_preset, study_data  # noqa: E402
+
+    def fit_fold(features, split, preset):
+        spec = dataclasses.replace(preset.net_spec(), seed=preset.train.seed - split.fold)  # fit adds the fold
+        fitted = spec.fit(features, split)
+        return fitted.predict(features, split.test), fitted.info["best_epoch"], fitted.info["epochs_run"]
+
+    def features_for(df, preset, cache):
+        return study_data(df, [preset.net_spec()], cache)
+except ImportError:
+    from elvmass.evaluate.study import cohort_features_for as features_for, fit_net_fold, load_study_manifest, make_preset  # noqa: E402
+
+    def fit_fold(features, split, preset):
+        model, scaler, res, data = fit_net_fold(features, split, preset)
+        return scaler.to_grams(predict_normalised(model, data.subset(split.test))), res.best_epoch, len(res.history)
+
+base = make_preset("paper").with_progress(False)
+df, _ = load_study_manifest(manifest)
+features = features_for(df, base, cache)
+df = features.manifest
+y = df["lvm_g"].to_numpy(float)
+for s in make_splits(df, base.n_folds, base.val_fraction):
+    if tag == "old":
+        rows = np.concatenate([s.train, s.val])
+        reg = DemographicsRegressor(base.demographics).fit(df.iloc[rows], y[rows])
+        with open(out, "a") as f:
+            f.write(json.dumps({"tag": "demographics", "fold": s.fold, "test_mae_g": mae_g(y[s.test], reg.predict(df.iloc[s.test]))}) + "\n")
+    for c in configs:
+        preset = base
+        if c != "paper":
+            sched, ep = c.split(":")
+            preset = dataclasses.replace(base, train=dataclasses.replace(base.train, schedule=sched, epochs=int(ep)))
+        preset = dataclasses.replace(preset, train=dataclasses.replace(preset.train, seed=preset.seed + s.fold))
+        t0, c0 = time.perf_counter(), time.process_time()
+        pred, best_epoch, epochs_run = fit_fold(features, s, preset)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        with open(out, "a") as f:
+            f.write(json.dumps({"tag": f"{tag}/{c}", "fold": s.fold, "test_mae_g": mae_g(y[s.test], pred),
+                                "best_epoch": best_epoch, "epochs_run": epochs_run, "wall_s": round(wall, 1),
+                                "cpu_s": round(cpu, 1), "load_1min": open("/proc/loadavg").read().split()[0]}) + "\n")
