@@ -6,6 +6,12 @@ Real test data lives outside the project, in ``../shared/data`` next to the repo
 
 from __future__ import annotations
 
+import os
+
+# OpenMP threads that wait by sleeping, not spinning: on a busy 2-core machine spinning threads made a
+# 2-thread forward pass 6x slower than 1 thread (measured for issue 18). Set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from pathlib import Path
 
 import pytest

@@ -5,6 +5,12 @@ Each sub-command lives in its own module and registers itself on the shared app.
 
 from __future__ import annotations
 
+import os
+
+# OpenMP threads wait by sleeping, not spinning (a loaded 2-core machine otherwise loses most of a
+# 2-thread training step to spin-waits; issue 18). Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from elvmass.cli._app import app
 # each module registers its commands on the shared app
 from elvmass.cli import inspect_cmd, cohort_cmd, beats_cmd, synth_cmd, study_cmd  # noqa: F401
