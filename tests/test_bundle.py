@@ -43,10 +43,11 @@ def test_bundle_layout_and_config(trained_bundle):
     assert cfg["elvmass_version"]
     m = cfg["models"]["elvmassnet_female"]
     assert m["sex"] == "F"
-    assert set(m["scaler"]["medians"]) == {"age_years", "sex_male", "height_cm", "weight_kg", "qrs_ms", "p_axis_deg",
+    assert m["family"] == "elvmassnet" and m["spec"]["signal"]["view"] == "single_beat"
+    assert set(m["state"]["scaler"]["medians"]) == {"age_years", "sex_male", "height_cm", "weight_kg", "qrs_ms", "p_axis_deg",
                                            "r_axis_deg", "t_axis_deg"}
-    assert m["scaler"]["medians"]["sex_male"] == 0.0  # the female model saw only women
-    assert m["net"]["lead_groups"] == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]]
+    assert m["state"]["scaler"]["medians"]["sex_male"] == 0.0  # the female model saw only women
+    assert m["spec"]["net"]["lead_groups"] == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]]
     assert cfg["training_cohort"]["n"] > 40
     assert cfg["training_cohort"]["by_sex"]["F"]["n"] + cfg["training_cohort"]["by_sex"]["M"]["n"] == cfg["training_cohort"]["n"]
 
@@ -79,7 +80,7 @@ def test_tampered_file_is_refused(trained_bundle, tmp_path):
     shutil.rmtree(copy)
     shutil.copytree(trained_bundle, copy)
     cfg = json.loads((copy / "bundle.json").read_text())
-    cfg["models"]["elvmassnet"]["scaler"]["target_mean_g"] = 999.0
+    cfg["models"]["elvmassnet"]["state"]["scaler"]["target_mean_g"] = 999.0
     (copy / "bundle.json").write_text(json.dumps(cfg))
     with pytest.raises(BundleError, match="bundle.json: SHA-256"):
         verify_bundle(copy)
@@ -105,7 +106,10 @@ def test_round_trip_gives_identical_outputs(tmp_path):
                            means={k: 0.0 for k in cfg.demographic_inputs + cfg.param_inputs},
                            sds={k: 1.0 for k in cfg.demographic_inputs + cfg.param_inputs},
                            target_mean_g=150.0, target_sd_g=30.0)
-    save_bundle(tmp_path / "b", signal_config=SignalConfig(), models={"elvmassnet": (net, scaler, {"n_train": 1})})
+    from elvmass.models.elvmassnet_spec import ElvmassNetSpec, FittedElvmassNet
+
+    spec = ElvmassNetSpec(name="elvmassnet", signal=SignalConfig(), net=cfg)
+    save_bundle(tmp_path / "b", signal_config=SignalConfig(), models={"elvmassnet": FittedElvmassNet(spec, net, scaler, info={"n_train": 1})})
     b = load_bundle(tmp_path / "b")
     x, d, p = torch.randn(3, 12, 225), torch.randn(3, 4), torch.randn(3, 4)
     with torch.no_grad():
@@ -145,7 +149,10 @@ def test_ecg_only_model_round_trip_and_onnx(tmp_path):
     cfg = ElvmassNetConfig.for_inputs("ecg", channels=(4, 4))
     net = ElvmassNet(cfg).eval()
     scaler = FeatureScaler(demographic_inputs=(), param_inputs=(), target_mean_g=120.0, target_sd_g=25.0)
-    save_bundle(tmp_path / "b", signal_config=SignalConfig(), models={"elvmassnet": (net, scaler, {})})
+    from elvmass.models.elvmassnet_spec import ElvmassNetSpec, FittedElvmassNet
+
+    spec = ElvmassNetSpec(name="elvmassnet", signal=SignalConfig(), net=cfg)
+    save_bundle(tmp_path / "b", signal_config=SignalConfig(), models={"elvmassnet": FittedElvmassNet(spec, net, scaler)})
     export_onnx(tmp_path / "b")
     x = np.random.default_rng(1).normal(size=(2, 12, 225)).astype(np.float32)
     empty = np.zeros((2, 0), np.float32)

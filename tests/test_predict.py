@@ -15,7 +15,7 @@ from elvmass.cli import app
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory):
-    from elvmass.bundle import train_bundle
+    from elvmass.experiments.final import train_bundle
     from elvmass.cohort import build_cohort, write_manifest
     from elvmass.synth import SynthConfig, generate_cohort
 
@@ -107,13 +107,13 @@ def test_predict_reproduces_the_training_pipeline_exactly(bundle_dir):
     pipeline (cached views, scalar table, the model's own scaler) gives for that row."""
 
     from elvmass.bundle import load_bundle
-    from elvmass.evaluate.study import load_study_manifest
-    from elvmass.features import cohort_features
+    from elvmass.experiments.study import load_study_manifest
+    from elvmass.features import cohort_data
     from elvmass.predict import predict_files
 
     bundle = load_bundle(bundle_dir)
     df, _ = load_study_manifest(bundle_dir.parent / "manifest.csv")
-    feats = cohort_features(df.head(6), bundle.signal_config, cache_dir=bundle_dir.parent / ".elvmass-cache")
+    feats = cohort_data(df.head(6), bundle.signal_config, cache_dir=bundle_dir.parent / ".elvmass-cache")
     m = feats.manifest
     assert set(m["sex"]) == {"M", "F"}
     for i, row in m.iterrows():
@@ -123,7 +123,7 @@ def test_predict_reproduces_the_training_pipeline_exactly(bundle_dir):
         assert pred.model == {"M": "elvmassnet_male", "F": "elvmassnet_female"}[row.sex]
         scaler = bundle.scalers[pred.model]
         demo, par, _ = scaler.transform(feats.scalars.iloc[[i]])
-        expected = scaler.to_grams(bundle.run(pred.model, feats.views[[i]], demo, par))[0]
+        expected = scaler.to_grams(bundle.run(pred.model, feats.views(bundle.signal_config)[[i]], demo, par))[0]
         assert pred.lvm_g == pytest.approx(expected, abs=1e-6)
         assert pred.lvmi_g_m2 == pytest.approx(expected / row.bsa_m2, rel=1e-9)
 

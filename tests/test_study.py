@@ -98,7 +98,7 @@ def test_reported_mae_matches_the_predictions_file(study_run):
 def test_training_mean_model_gets_expected_mae(study_run):
     """Metric sanity check through the study's own summariser: a model that predicts the
     training folds' mean LVM must get exactly mean |y - training mean| on each test fold."""
-    from elvmass.evaluate.study import StudyResult, summarise
+    from elvmass.experiments.study import StudyResult, summarise
 
     out, _ = study_run
     pred = pd.read_csv(out / "predictions.csv", dtype={"patient_id": str})
@@ -130,7 +130,7 @@ def test_study_bad_manifest_is_one_line(tmp_path):
 
 
 def test_presets_and_input_combinations():
-    from elvmass.evaluate.study import make_preset
+    from elvmass.experiments.study import make_preset
 
     paper = make_preset("paper")
     assert paper.signal.view == "single_beat" and paper.signal.lead_grouping == "electrical"

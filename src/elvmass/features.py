@@ -1,9 +1,10 @@
 """From a cohort manifest (or one ECG) to the arrays eLVMass-Net takes.
 
-* :func:`cohort_features` runs the signal pipeline (:func:`elvmass.signal.preprocess_cohort`,
-  cached by file content and config) over every manifest row and returns the ECG views
-  (N, 12, L) float32 in mV, the per-row quality flags, the ECG parameters measured from the
-  signal, and the rows whose ECG could not be used (with the reason).
+* :func:`cohort_data` runs the signal pipeline (:func:`elvmass.signal.preprocess_cohort`,
+  cached by file content and config) over every manifest row and returns a :class:`CohortData`:
+  the usable rows, their ECG views (N, 12, L) float32 in mV per signal configuration, the per-row
+  quality flags, the ECG parameters, and the rows whose ECG could not be used (with the reason).
+  Every model family reads its inputs from it (:mod:`elvmass.models.base`).
 * :func:`scalar_table` gathers the scalar inputs per row: demographics (age, sex as 1 = male,
   height, weight) and ECG parameters (QRS duration, P / R / T axis) taken from the manifest
   (which holds the ECG machine's measurements), else measured from the signal.
@@ -167,77 +168,173 @@ class FeatureScaler:
                    float(d["target_mean_g"]), float(d["target_sd_g"]))
 
 
+def _signal_key(signal) -> str:
+    import json
+
+    return json.dumps(signal.to_dict(), sort_keys=True)
+
+
 @dataclass
-class CohortFeatures:
-    """The usable manifest rows and their ECG-derived arrays, aligned row for row."""
+class CohortData:
+    """What every model family sees: the usable manifest rows and, per signal configuration, their
+    ECG views and analyses, aligned row for row (the same rows for every model, so every model is
+    judged on the same folds).
+
+    ``measured`` holds the ECG parameters of :data:`PARAM_INPUTS` per row (the ECG machine's
+    measurement where plausible, else measured from the signal); :attr:`scalars` the model's scalar
+    inputs. Views and analyses of a signal configuration are computed on first use (through the
+    on-disk signal cache for a cohort) and kept.
+    """
 
     manifest: pd.DataFrame  # usable rows only, index reset
-    views: np.ndarray  # (N, 12, L) float32, mV
-    measured: pd.DataFrame  # qrs_ms, p/r/t axis measured from the signal (NaN where not measurable)
-    ecg_flags: list[tuple[str, ...]]
+    measured: pd.DataFrame  # qrs_ms, p/r/t axis per row (device, else measured; NaN where neither)
+    flags: list[tuple[str, ...]] = field(default_factory=list)
     dropped: list[dict] = field(default_factory=list)  # {"row", "ecg_path", "problem"}
+    _views: dict = field(default_factory=dict, repr=False)
+    _analyses: dict = field(default_factory=dict, repr=False)
+    _provider: object = field(default=None, repr=False)  # signal -> list of analyses, one per row
+
+    @classmethod
+    def from_frame(cls, manifest: pd.DataFrame) -> "CohortData":
+        """Rows without ECGs (for models that need none, and for tests)."""
+        df = manifest.reset_index(drop=True)
+        return cls(df, scalar_table(df)[list(PARAM_INPUTS)], [()] * len(df))
+
+    @classmethod
+    def from_views(cls, manifest: pd.DataFrame, signal, views: np.ndarray, measured: pd.DataFrame,
+                   flags=None) -> "CohortData":
+        """Rows whose view for ``signal`` is already computed (e.g. generated beats in tests)."""
+        df = manifest.reset_index(drop=True)
+        data = cls(df, measured.reset_index(drop=True), list(flags) if flags is not None else [()] * len(df))
+        data._views[_signal_key(signal)] = np.ascontiguousarray(views, dtype=np.float32)
+        return data
+
+    def __len__(self) -> int:
+        return len(self.manifest)
 
     @property
     def scalars(self) -> pd.DataFrame:
         return scalar_table(self.manifest, self.measured)
 
+    @property
+    def lvm_g(self) -> np.ndarray:
+        if "lvm_g" not in self.manifest.columns:
+            return np.full(len(self.manifest), np.nan)
+        return pd.to_numeric(self.manifest["lvm_g"], errors="coerce").to_numpy(float)
 
-def cohort_features(
+    def analyses(self, signal) -> list:
+        """One :class:`~elvmass.signal.ECGAnalysis` per row for ``signal``."""
+        key = _signal_key(signal)
+        if key not in self._analyses:
+            if self._provider is None:
+                raise ValueError("these rows carry no ECG analyses for this signal configuration")
+            self._analyses[key] = list(self._provider(signal))
+        return self._analyses[key]
+
+    def views(self, signal) -> np.ndarray:
+        """(N, 12, L) float32 model views (mV, band-passed, at ``signal.out_fs_hz``)."""
+        key = _signal_key(signal)
+        if key not in self._views:
+            arr = [np.asarray(a.view, np.float32) for a in self.analyses(signal)]
+            self._views[key] = (np.stack(arr) if arr else np.zeros((0, 12, signal.view_length), np.float32))
+        return self._views[key]
+
+    def subset(self, rows) -> "CohortData":
+        """The given rows only (views and analyses computed so far are sliced along)."""
+        rows = np.asarray(rows, dtype=int)
+        out = CohortData(self.manifest.iloc[rows].reset_index(drop=True), self.measured.iloc[rows].reset_index(drop=True),
+                         [self.flags[i] for i in rows] if self.flags else [], [])
+        out._views = {k: v[rows] for k, v in self._views.items()}
+        out._analyses = {k: [v[i] for i in rows] for k, v in self._analyses.items()}
+        return out
+
+
+def _measured_params(res) -> dict:
+    m = dict(getattr(res, "measured", {}) or {})
+    for k, v in (getattr(res, "device", {}) or {}).items():
+        if k in PARAM_INPUTS and plausible_param(k, v):
+            m[k] = float(v)  # the ECG machine's measurement wins over ours
+    return {k: (np.nan if m.get(k) is None else float(m[k])) for k in PARAM_INPUTS}
+
+
+def _row_problem(res, drop_unusable: bool) -> str | None:
+    view = getattr(res, "view", None)
+    if isinstance(res, Exception) or view is None:
+        return str(getattr(res, "problem", res)) if isinstance(res, Exception) else "no usable beat"
+    if drop_unusable and not getattr(res, "usable", True):
+        return "quality: " + ", ".join(res.flags)
+    if not np.isfinite(np.asarray(view)).all():
+        return "non-finite samples in the model view"
+    return None
+
+
+def cohort_data(
     manifest: pd.DataFrame,
-    signal_config,
+    signals,
     *,
     cache_dir: str | Path | None = None,
     base_dir: str | Path | None = None,
     drop_unusable: bool = False,
     progress=None,
-) -> CohortFeatures:
-    """Run the signal pipeline over every manifest row (cached) and collect the model inputs.
+) -> CohortData:
+    """Run the signal pipeline over every manifest row (cached) for each signal configuration.
 
-    Rows whose ECG cannot be read or yields no view are dropped and listed in ``dropped``. With
-    ``drop_unusable=True`` so are ECGs with a blocking quality flag (pacing, noise, flat or
-    saturated lead); by default they are kept with their flags (exclusions belong to the cohort
-    build, :func:`elvmass.cohort.build_cohort`). ECG parameters per row: the ECG machine's measurement, else the one
-    measured from the signal (``measured``); the manifest's own values take precedence in
-    :func:`scalar_table`. ``progress(i, n)`` is called after each file.
+    ``signals``: one :class:`~elvmass.signal.SignalConfig` or several; the first is the reference
+    whose measured parameters and quality flags the rows carry. Rows whose ECG cannot be read or
+    yields no view in any of them are dropped and listed in ``dropped``. With ``drop_unusable=True``
+    so are ECGs with a blocking quality flag (pacing, noise, flat or saturated lead); by default they
+    are kept with their flags (exclusions belong to the cohort build,
+    :func:`elvmass.cohort.build_cohort`). ``progress(i, n)`` is called after each file. Signal
+    configurations asked for later (``data.views(other)``) are computed then, through the same cache.
     """
     from elvmass.cohort import resolve_ecg_path
-    from elvmass.signal import preprocess_cohort
+    from elvmass.signal import SignalConfig, preprocess_cohort
 
     if "ecg_path" not in manifest.columns:
         raise ValueError("the manifest has no ecg_path column")
+    if isinstance(signals, SignalConfig):
+        signals = [signals]
+    signals = list(dict.fromkeys(signals))
+    if not signals:
+        raise ValueError("cohort_data needs at least one signal configuration")
     df = manifest.reset_index(drop=True)
     paths = [resolve_ecg_path(p, base_dir) for p in df["ecg_path"]]
-    if cache_dir is None:
-        cache_dir = ".elvmass-cache/signal"
-    results = preprocess_cohort(paths, signal_config, cache_dir, progress=progress)
-    keep, views, measured, flags, dropped = [], [], [], [], []
-    for i, res in enumerate(results):
-        view = getattr(res, "view", None)
-        if isinstance(res, Exception) or view is None:
-            problem = str(getattr(res, "problem", res)) if isinstance(res, Exception) else "no usable beat"
+    cache_dir = Path(cache_dir) if cache_dir is not None else Path(".elvmass-cache/signal")
+    per_signal = [preprocess_cohort(paths, sig, cache_dir, progress=progress) for sig in signals]
+    keep, dropped = [], []
+    for i in range(len(df)):
+        problem = next((p for p in (_row_problem(res[i], drop_unusable) for res in per_signal) if p), None)
+        if problem is None:
+            keep.append(i)
+        else:
             dropped.append({"row": i, "ecg_path": str(paths[i]), "problem": problem})
-            continue
-        view = np.asarray(view, np.float32)
-        if drop_unusable and not getattr(res, "usable", True):
-            dropped.append({"row": i, "ecg_path": str(paths[i]), "problem": "quality: " + ", ".join(res.flags)})
-            continue
-        if not np.isfinite(view).all():
-            dropped.append({"row": i, "ecg_path": str(paths[i]), "problem": "non-finite samples in the model view"})
-            continue
-        keep.append(i)
-        views.append(view)
-        m = dict(getattr(res, "measured", {}) or {})
-        for k, v in (getattr(res, "device", {}) or {}).items():
-            if k in PARAM_INPUTS and plausible_param(k, v):
-                m[k] = float(v)  # the ECG machine's measurement wins over ours
-        measured.append({k: (np.nan if m.get(k) is None else float(m[k])) for k in PARAM_INPUTS})
-        flags.append(tuple(getattr(res, "flags", ())))
-    length = signal_config.view_length
-    arr = np.stack(views).astype(np.float32) if views else np.zeros((0, 12, length), np.float32)
-    return CohortFeatures(
+    ref = per_signal[0]
+    kept_paths = [paths[i] for i in keep]
+    data = CohortData(
         df.iloc[keep].reset_index(drop=True),
-        arr,
-        pd.DataFrame(measured, columns=list(PARAM_INPUTS)),
-        flags,
+        pd.DataFrame([_measured_params(ref[i]) for i in keep], columns=list(PARAM_INPUTS)),
+        [tuple(getattr(ref[i], "flags", ())) for i in keep],
         dropped,
+        _provider=lambda sig: preprocess_cohort(kept_paths, sig, cache_dir),
     )
+    for sig, res in zip(signals, per_signal):
+        data._analyses[_signal_key(sig)] = [res[i] for i in keep]
+    return data
+
+
+def record_data(records, rows: pd.DataFrame, *, analyses: dict | None = None) -> CohortData:
+    """Rows built from ECG records in memory (what ``predict`` does for new ECGs): ``rows`` holds
+    each record's demographics (and ECG parameters, when known); the analyses of any signal
+    configuration are computed from the records on demand with :func:`elvmass.signal.analyze_ecg`.
+    The ``measured`` parameters are taken from the rows (they already hold device, else measured);
+    ``analyses`` (signal config -> one analysis per record) passes on what is already computed."""
+    from elvmass.signal import analyze_ecg
+
+    records = list(records)
+    df = rows.reset_index(drop=True)
+    measured = pd.DataFrame({k: pd.to_numeric(df[k], errors="coerce") if k in df.columns else np.nan
+                             for k in PARAM_INPUTS}, index=df.index).astype(float)
+    data = CohortData(df, measured, [()] * len(df), _provider=lambda sig: [analyze_ecg(r, sig) for r in records])
+    for sig, done in (analyses or {}).items():
+        data._analyses[_signal_key(sig)] = list(done)
+    return data

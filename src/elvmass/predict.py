@@ -29,7 +29,7 @@ import pandas as pd
 
 from elvmass.cohort import bsa_m2, classify_exclusion
 from elvmass.errors import ECGReadError, ElvmassError
-from elvmass.features import PARAM_INPUTS, plausible_param, scalar_table
+from elvmass.features import PARAM_INPUTS, plausible_param, record_data
 from elvmass.record import ECGRecord
 
 
@@ -111,11 +111,11 @@ def predict_record(bundle, record: ECGRecord, *, path: str | None = None, age_ye
     excluded = classify_exclusion(record.statements, record.measurements.qrs_ms, sx or "M")
     if excluded is not None:
         flags.append(f"outside_training_population:{excluded[0]}")
-    scaler = bundle.scalers[name]
-    demo, par, imputed = scaler.transform(scalar_table(row))
-    flags += [f"imputed:{k}" for k in imputed[0]]
-    out = bundle.run(name, view[None], demo, par)
-    lvm = float(scaler.to_grams(out)[0])
+    fitted = bundle.fitted[name]
+    data = record_data([record], row, analyses={bundle.signal_config: [analysis]})
+    if hasattr(fitted, "imputed"):
+        flags += [f"imputed:{k}" for k in fitted.imputed(data, [0])[0]]
+    lvm = float(fitted.predict(data, np.array([0]))[0])
     bsa = float(bsa_m2(h, w)) if (h and w and h > 0 and w > 0) else None
     lvmi = lvm / bsa if bsa else None
     lvh = None

@@ -1,6 +1,6 @@
 """`elvmass study`, `elvmass train`, `elvmass predict` and `elvmass demo`.
 
-Thin wrappers over :func:`elvmass.evaluate.study.run_study`, :func:`elvmass.bundle.train_bundle`,
+Thin wrappers over :func:`elvmass.experiments.study.run_study`, :func:`elvmass.experiments.final.train_bundle`,
 :func:`elvmass.predict.predict_files` and the synthetic cohort generator.
 """
 
@@ -39,7 +39,7 @@ def _progress_bar(description: str, enabled: bool = True):
 
 def _check_preset(preset: str, inputs: str = "all", seed: int = 0):
     """The named preset with the chosen input combination (exits with one line on a bad name)."""
-    from elvmass.evaluate.study import make_preset
+    from elvmass.experiments.study import make_preset
     from elvmass.models.elvmassnet import INPUT_SETS
 
     if preset not in PRESETS:
@@ -48,6 +48,24 @@ def _check_preset(preset: str, inputs: str = "all", seed: int = 0):
         fail(f"--inputs must be one of {', '.join(INPUT_SETS)}, got {inputs!r}")
     return make_preset(preset, inputs=inputs, seed=seed)
 
+
+
+def _model_names(models: str) -> list[str]:
+    """``--models a,b`` -> ["a", "b"], each checked against the registered models (one line if not)."""
+    from elvmass.models.registry import model_recipes
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    known = model_recipes()
+    bad = [m for m in names if m not in known and m not in known.values()]
+    if bad:
+        fail(f"--models: unknown model {bad[0]!r}; choose from {', '.join(sorted(set(known) | set(known.values())))}")
+    return names
+
+
+def _check_device(device: str) -> str:
+    if device not in ("auto", "cpu", "cuda"):
+        fail(f"--device must be auto, cpu or cuda, got {device!r}")
+    return device
 
 
 def _log(msg: str) -> None:
@@ -86,14 +104,18 @@ def study(
     json_out: bool = typer.Option(False, "--json", help="Print results.json to stdout instead of a table."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or fold lines."),
     seed: int = typer.Option(0, "--seed", help="Seed of model initialisation, batching and validation split."),
+    models: str = typer.Option("", "--models", help="Extra models beside eLVMass-Net and demographics, comma-separated "
+                               "(registered names or families, e.g. lvm_ai,ecg_ai,criteria_linear)."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda (auto: CUDA when present)."),
 ) -> None:
     """Run the cross-validated eLVMass-Net study protocol on a cohort and write a report."""
-    from elvmass.evaluate.study import run_study
+    from elvmass.experiments.study import run_study
 
     chosen = _check_preset(preset, inputs, seed)
     try:
-        results = run_study(cohort, out, chosen, sex_specific=sex_specific, cache_dir=cache_dir,
-                            progress=not quiet and not json_out, log=None if quiet else _log)
+        results = run_study(cohort, out, chosen, sex_specific=sex_specific, models=_model_names(models),
+                            cache_dir=cache_dir, progress=not quiet and not json_out, log=None if quiet else _log,
+                            device=_check_device(device))
     except (ElvmassError, ValueError) as exc:
         fail(str(exc))
     if json_out:
@@ -114,14 +136,18 @@ def train(
     onnx: bool = typer.Option(False, "--onnx", help="Also export every model to ONNX (for `predict --engine onnx`)."),
     quiet: bool = typer.Option(False, "--quiet"),
     seed: int = typer.Option(0, "--seed", help="Seed of model initialisation, batching and validation split."),
+    models: str = typer.Option("", "--models", help="Extra models to fit and save, comma-separated (e.g. lvm_ai,ecg_ai)."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda (auto: CUDA when present)."),
 ) -> None:
     """Fit the final models on the whole cohort and save a model bundle (safetensors + JSON)."""
-    from elvmass.bundle import export_onnx, train_bundle
+    from elvmass.bundle import export_onnx
+    from elvmass.experiments.final import train_bundle
 
     chosen = _check_preset(preset, inputs, seed)
     try:
-        path = train_bundle(cohort, out, chosen, sex_specific=sex_specific, cache_dir=cache_dir, progress=not quiet,
-                            log=None if quiet else _log)
+        path = train_bundle(cohort, out, chosen, sex_specific=sex_specific, models=_model_names(models),
+                            cache_dir=cache_dir, progress=not quiet, log=None if quiet else _log,
+                            device=_check_device(device))
         if onnx:
             export_onnx(path)
     except (ElvmassError, ValueError) as exc:
@@ -201,7 +227,7 @@ def demo(
 ) -> None:
     """Generate the built-in synthetic cohort, build its manifest and run the sex-specific study."""
     from elvmass.cohort import build_cohort, write_manifest
-    from elvmass.evaluate.study import run_study
+    from elvmass.experiments.study import run_study
     from elvmass.synth import SynthConfig, generate_cohort
 
     chosen = _check_preset(preset, seed=seed)

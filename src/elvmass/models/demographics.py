@@ -18,10 +18,12 @@ pickled scikit-learn object, so this model is refitted inside each study rather 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from elvmass.models.base import FittedModel, ModelSpec, register
 
 FEATURES: tuple[str, ...] = ("age_years", "sex_male", "height_cm", "weight_kg", "bmi", "bsa_m2")
 
@@ -82,3 +84,35 @@ class DemographicsRegressor:
 
         with threadpool_limits(1):
             return self._model.predict(demographic_features(df))
+
+
+@register
+@dataclass(frozen=True)
+class DemographicsSpec(ModelSpec):
+    """The demographics comparator as a model family: fitted on the training and validation rows of
+    a split (it has no early stopping to feed). Not bundleable: the fitted trees exist only as a
+    scikit-learn object, and bundles never hold pickles."""
+
+    family = "demographics"
+    bundleable = False
+    config: DemographicsConfig = field(default_factory=DemographicsConfig)
+
+    def fit(self, data, split, *, device: str = "cpu", progress: bool = False, label: str = "") -> "FittedDemographics":
+        rows = np.concatenate([split.train, split.val])
+        reg = DemographicsRegressor(self.config).fit(data.manifest.iloc[rows], data.lvm_g[rows])
+        return FittedDemographics(self, reg)
+
+    @classmethod
+    def _field_from_plain(cls, name, value):
+        if name == "config" and isinstance(value, dict):
+            return DemographicsConfig(**value)
+        return super()._field_from_plain(name, value)
+
+
+class FittedDemographics(FittedModel):
+    def __init__(self, spec: DemographicsSpec, regressor: DemographicsRegressor) -> None:
+        self.spec, self.regressor = spec, regressor
+        self.history, self.info = [], {}
+
+    def predict(self, data, rows) -> np.ndarray:
+        return self.regressor.predict(data.manifest.iloc[np.asarray(rows, dtype=int)])

@@ -1,4 +1,5 @@
-"""The cross-validated study protocol of the eLVMass-Net paper, end to end.
+"""The cross-validated study of the eLVMass-Net paper, end to end: which models, the protocol
+(:mod:`elvmass.experiments.protocol`), the summary, the comparisons and the results folder.
 
 :func:`run_study` takes a cohort manifest and writes a results folder:
 
@@ -19,8 +20,13 @@ fitted on the training rows only. Models:
 * ``demographics``: gradient boosting on age, sex, height, weight, BMI, BSA (what the ECG
   has to beat), fitted on the training + validation rows of each fold.
 
+Any other registered model (``models=`` / ``elvmass study --models``, see
+:func:`elvmass.models.registry.model_recipes`) runs in the same protocol beside them.
+
 Comparisons: per-fold MAE / MAPE with a paired t-test across folds (the paper's fold-level
-test) and c-statistics with DeLong's test on the pooled out-of-fold predictions.
+test) and c-statistics with DeLong's test on the pooled out-of-fold predictions; every model is
+compared with the reference (the first model) and with the demographics baseline, sex-restricted
+models on their own sex.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,16 +43,18 @@ import pandas as pd
 
 from elvmass.atomic import atomic_write, atomic_write_text
 from elvmass.evaluate.metrics import lvh_metrics, lvh_score, mae_g, mape_pct, mean_sd
-from elvmass.evaluate.splits import Split, assign_folds, make_splits
 from elvmass.evaluate.stats import delong_test, paired_fold_test
-from elvmass.features import CohortFeatures, FeatureScaler
+from elvmass.experiments.protocol import ModelEntry, ProtocolResult, run_protocol
+from elvmass.features import CohortData, cohort_data
 from elvmass.jsonable import to_jsonable
-from elvmass.models.demographics import DemographicsConfig, DemographicsRegressor
+from elvmass.models.demographics import DemographicsConfig, DemographicsSpec
 from elvmass.models.elvmassnet import ElvmassNetConfig
-from elvmass.training import TensorData, TrainConfig, fit_model, predict_normalised
+from elvmass.models.elvmassnet_spec import ElvmassNetSpec
+from elvmass.training import TrainConfig
 
-NET_MODELS = ("elvmassnet", "elvmassnet_male", "elvmassnet_female")
-SEX_OF_MODEL = {"elvmassnet": None, "elvmassnet_male": "M", "elvmassnet_female": "F"}
+REFERENCE = "elvmassnet"
+BASELINE = "demographics"
+SEX_SUFFIX = {"M": "male", "F": "female"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,29 @@ class StudyPreset:
 
     def with_progress(self, progress: bool) -> "StudyPreset":
         return dataclasses.replace(self, train=dataclasses.replace(self.train, progress=progress))
+
+    def net_spec(self, name: str = REFERENCE) -> ElvmassNetSpec:
+        """The preset's eLVMass-Net as a model spec."""
+        return ElvmassNetSpec(name=name, seed=self.seed, signal=self.signal, net=self.net, train=self.train)
+
+    def entries(self, *, sex_specific: bool = False, models: Sequence[str] = ()) -> tuple[list[ModelEntry], dict]:
+        """The study's models and pools: the reference eLVMass-Net, its male and female models
+        (``sex_specific``), every extra model named in ``models`` (registered recipes, built for this
+        preset) and the demographics baseline last."""
+        from elvmass.models.registry import build_models
+
+        ref = self.net_spec()
+        entries = [ModelEntry(ref)]
+        pools = {}
+        if sex_specific:
+            sexed = [ModelEntry(ref, sex=s, name_override=f"{REFERENCE}_{SEX_SUFFIX[s]}") for s in ("M", "F")]
+            entries += sexed
+            pools[f"{REFERENCE}_sex_specific"] = [e.name for e in sexed]
+        for spec in build_models(models, self):
+            if spec.name not in (REFERENCE, BASELINE):
+                entries.append(ModelEntry(spec))
+        entries.append(ModelEntry(DemographicsSpec(name=BASELINE, seed=self.seed, config=self.demographics)))
+        return entries, pools
 
 
 def make_preset(name: str = "paper", *, inputs: str = "all", seed: int = 0, **train_overrides) -> StudyPreset:
@@ -106,82 +138,8 @@ def make_preset(name: str = "paper", *, inputs: str = "all", seed: int = 0, **tr
     return StudyPreset(name, signal, net, train, DemographicsConfig(seed=seed), seed=seed)
 
 
-@dataclass
-class StudyResult:
-    """Out-of-fold predictions and learning curves of every model, before summarising."""
-
-    manifest: pd.DataFrame
-    folds: np.ndarray
-    predictions: dict[str, np.ndarray]  # model -> (N,) LVM g (NaN where the model does not apply)
-    histories: dict[str, list[list[dict]]] = field(default_factory=dict)  # model -> per fold epochs
-    splits: dict[str, list[Split]] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------------------------------
-# fitting
-# --------------------------------------------------------------------------------------------------
-
-
-def fit_net_fold(features: CohortFeatures, split: Split, preset: StudyPreset, *, description: str = "training"):
-    """Fit one eLVMass-Net on a split's training rows (scaler fitted there too); returns
-    (model, scaler, train result)."""
-    scalars = features.scalars
-    y_g = features.manifest["lvm_g"].to_numpy(float)
-    net = preset.net
-    scaler = FeatureScaler.fit(scalars.iloc[split.train], y_g[split.train], net.demographic_inputs, net.param_inputs)
-    demo, par, _ = scaler.transform(scalars)
-    data = TensorData(features.views, demo, par, scaler.normalise_target(y_g))
-    result = fit_model(net, data.subset(split.train), data.subset(split.val), preset.train,
-                       target_scale_g=scaler.target_sd_g, description=description)
-    return result.model, scaler, result, data
-
-
-def run_protocol(features: CohortFeatures, preset: StudyPreset, *, sex_specific: bool = False,
-                 log=None) -> StudyResult:
-    """Cross-validate every model on the cohort; ``log(str)`` receives one line per fold."""
-    df = features.manifest
-    n = len(df)
-    if n < preset.n_folds * 4:
-        raise ValueError(f"the cohort has {n} usable cases; the {preset.n_folds}-fold protocol needs at least {preset.n_folds * 4}")
-    folds = assign_folds(df, preset.n_folds)
-    y_g = df["lvm_g"].to_numpy(float)
-    preds: dict[str, np.ndarray] = {}
-    histories: dict[str, list] = {}
-    all_splits: dict[str, list[Split]] = {}
-    names = list(NET_MODELS) if sex_specific else ["elvmassnet"]
-    for name in names:
-        splits = make_splits(df, preset.n_folds, preset.val_fraction, sex=SEX_OF_MODEL[name])
-        if any(len(s.train) < 4 or len(s.val) < 1 or len(s.test) < 1 for s in splits):
-            raise ValueError(f"{name}: too few cases in some fold for training/validation/testing")
-        all_splits[name] = splits
-        out = np.full(n, np.nan)
-        hist = []
-        for s in splits:
-            model, scaler, res, data = fit_net_fold(
-                features, s, dataclasses.replace(preset, train=dataclasses.replace(preset.train, seed=preset.seed + s.fold)),
-                description=f"{name} fold {s.fold + 1}/{preset.n_folds}",
-            )
-            out[s.test] = scaler.to_grams(predict_normalised(model, data.subset(s.test)))
-            hist.append(res.history)
-            if log is not None:
-                log(f"{name} fold {s.fold + 1}/{preset.n_folds}: best epoch {res.best_epoch}, "
-                    f"val MAE {res.best_val_mae_g:.1f} g, test MAE {mae_g(y_g[s.test], out[s.test]):.1f} g "
-                    f"({res.elapsed_s:.0f} s)")
-        preds[name] = out
-        histories[name] = hist
-    if sex_specific:
-        preds["elvmassnet_sex_specific"] = np.where(np.isfinite(preds["elvmassnet_male"]), preds["elvmassnet_male"],
-                                                    preds["elvmassnet_female"])
-    # demographics-only comparator, same test folds
-    out = np.full(n, np.nan)
-    for s in make_splits(df, preset.n_folds, preset.val_fraction):
-        fit_rows = np.concatenate([s.train, s.val])
-        reg = DemographicsRegressor(preset.demographics).fit(df.iloc[fit_rows], y_g[fit_rows])
-        out[s.test] = reg.predict(df.iloc[s.test])
-    preds["demographics"] = out
-    if log is not None:
-        log(f"demographics comparator: MAE {mae_g(y_g, out):.1f} g")
-    return StudyResult(df, folds, preds, histories, all_splits)
+#: what the protocol returns (kept under its study name)
+StudyResult = ProtocolResult
 
 
 # --------------------------------------------------------------------------------------------------
@@ -218,22 +176,32 @@ def summarise(result: StudyResult, n_folds: int) -> dict:
     return models
 
 
+def comparison_pairs(result: StudyResult, reference: str = REFERENCE, baseline: str = BASELINE) -> list[tuple]:
+    """(a, b, subset) of every comparison: the reference against the baseline; each pooled model,
+    then each sex-restricted model (on its sex), then every other model, against the reference and
+    the baseline."""
+    names = list(result.predictions)
+    if reference not in names or baseline not in names:
+        return []
+    sex_of = result.sexes
+    pooled = [n for n in names if n not in result.splits]
+    sexed = [n for n in names if sex_of.get(n)]
+    others = [n for n in names if n not in pooled and n not in sexed and n not in (reference, baseline)]
+    pairs: list[tuple[str, str, str | None]] = [(reference, baseline, None)]
+    for p in pooled:
+        pairs += [(p, reference, None), (p, baseline, None)]
+    pairs += [(n, reference, sex_of[n]) for n in sexed] + [(n, baseline, sex_of[n]) for n in sexed]
+    pairs += [(n, reference, None) for n in others] + [(n, baseline, None) for n in others]
+    return pairs
+
+
 def compare(result: StudyResult, models: dict, n_folds: int) -> list[dict]:
     """Paired fold-level tests on MAE / MAPE and DeLong's test on c-statistics."""
     df = result.manifest
     sex = df["sex"].to_numpy(object)
     bsa = pd.to_numeric(df["bsa_m2"], errors="coerce").to_numpy(float)
     lvh = df["lvh"].astype("float").to_numpy()
-    pairs: list[tuple[str, str, str | None]] = [("elvmassnet", "demographics", None)]
-    if "elvmassnet_male" in result.predictions:
-        pairs += [
-            ("elvmassnet_sex_specific", "elvmassnet", None),
-            ("elvmassnet_sex_specific", "demographics", None),
-            ("elvmassnet_male", "elvmassnet", "M"),
-            ("elvmassnet_female", "elvmassnet", "F"),
-            ("elvmassnet_male", "demographics", "M"),
-            ("elvmassnet_female", "demographics", "F"),
-        ]
+    pairs = comparison_pairs(result)
     out = []
     for a, b, s in pairs:
         ma = models[a] if s is None else models[a]["by_sex"][s]
@@ -275,11 +243,9 @@ def predictions_frame(result: StudyResult) -> pd.DataFrame:
 
 def load_study_manifest(manifest) -> tuple[pd.DataFrame, int]:
     """A manifest path or DataFrame -> (valid rows with derived columns, number of rows dropped)."""
-    from elvmass.cohort import add_derived_columns, load_manifest, validate_manifest
+    from elvmass.cohort import add_derived_columns, load_manifest, read_manifest, validate_manifest
 
     if isinstance(manifest, (str, Path)):
-        from elvmass.cohort import read_manifest
-
         n_all = len(read_manifest(manifest))
         df = load_manifest(manifest, on_problem="drop", fill_from_ecg=True)
         return df.reset_index(drop=True), n_all - len(df)
@@ -294,11 +260,18 @@ def run_study(
     preset: str | StudyPreset = "paper",
     *,
     sex_specific: bool = False,
+    models: Sequence[str] = (),
     cache_dir=None,
     progress: bool = True,
     log=None,
+    runner=None,
+    device: str = "cpu",
 ) -> dict:
     """Run the whole protocol on a manifest (path or DataFrame) and write the results folder.
+
+    ``models``: extra registered models to run beside eLVMass-Net and the demographics baseline
+    (e.g. ``["lvm_ai", "ecg_ai"]``); ``runner`` executes the (model, fold) tasks (serial by default,
+    see :mod:`elvmass.experiments.protocol`).
 
     Returns the ``results.json`` content. ``cache_dir`` (default :func:`default_cache_dir`) keeps the
     preprocessed ECG views so a second study on the same files skips the signal work.
@@ -312,10 +285,13 @@ def run_study(
     df, n_invalid = load_study_manifest(manifest)
     if log is not None:
         log(f"manifest: {len(df)} valid rows ({n_invalid} dropped by validation)")
-    features = cohort_features_for(df, preset, cache_dir if cache_dir is not None else default_cache_dir(manifest, out_dir))
+    entries, pools = preset.entries(sex_specific=sex_specific, models=models)
+    features = study_data(df, [e.spec for e in entries],
+                          cache_dir if cache_dir is not None else default_cache_dir(manifest, out_dir))
     if log is not None:
         log(f"ECG views: {len(features.manifest)} usable, {len(features.dropped)} dropped")
-    result = run_protocol(features, preset, sex_specific=sex_specific, log=log)
+    result = run_protocol(features, entries, n_folds=preset.n_folds, val_fraction=preset.val_fraction, pools=pools,
+                          runner=runner, device=device, progress=preset.train.progress, log=log)
     models = summarise(result, preset.n_folds)
     comparisons = compare(result, models, preset.n_folds)
     from elvmass import __version__
@@ -324,7 +300,9 @@ def run_study(
         "n": int(len(features.manifest)),
         "n_dropped": {"manifest_validation": int(n_invalid), "ecg": len(features.dropped)},
         "dropped_ecgs": features.dropped[:100],
-        "config": {"preset": preset.to_dict(), "sex_specific": bool(sex_specific), "elvmass_version": __version__},
+        "config": {"preset": preset.to_dict(), "sex_specific": bool(sex_specific), "elvmass_version": __version__,
+                   **({"models": [e.spec.to_dict() | {"sex": e.sex, "name": e.name} for e in entries[1:-1]
+                                  if e.spec.family != "elvmassnet"]} if models else {})},
         "cohort": cohort_summary(features.manifest),
         "models": models,
         "comparisons": comparisons,
@@ -345,10 +323,13 @@ def default_cache_dir(manifest, out_dir) -> Path:
     return Path(out_dir) / ".cache"
 
 
-def cohort_features_for(df: pd.DataFrame, preset: StudyPreset, cache_dir) -> CohortFeatures:
-    from elvmass.features import cohort_features
+def study_data(df: pd.DataFrame, specs, cache_dir) -> CohortData:
+    """The cohort's model inputs for every signal view the specs need (the first spec's view is the
+    reference whose quality flags and measured parameters the rows carry)."""
+    from elvmass.signal.config import SignalConfig
 
-    return cohort_features(df, preset.signal, cache_dir=cache_dir)
+    signals = [sig for spec in specs for sig in spec.signals] or [SignalConfig()]
+    return cohort_data(df, signals, cache_dir=cache_dir)
 
 
 def cohort_summary(df: pd.DataFrame) -> dict:
