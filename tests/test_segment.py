@@ -84,7 +84,7 @@ def test_shipped_weights_load_from_the_package_without_network_or_ludb(tmp_path)
     code = (
         "import socket\n"
         "def _no(*a, **k): raise OSError('network disabled in this test')\n"
-        "socket.socket = _no; socket.create_connection = _no\n"
+        "socket.socket.connect = _no; socket.socket.connect_ex = _no; socket.create_connection = _no\n"
         "import json\n"
         "from elvmass.io import example_ecg_path, read_ecg\n"
         "from elvmass.segment import load_segmenter\n"
@@ -92,7 +92,7 @@ def test_shipped_weights_load_from_the_package_without_network_or_ludb(tmp_path)
         "print(json.dumps({'qrs_ms': seg.qrs_ms, 'n': len(seg.of('QRS'))}))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     # PTB-XL 00136 (the bundled example): a normal sinus ECG, 10 s

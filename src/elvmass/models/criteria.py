@@ -61,12 +61,12 @@ def criterion_positive(name: str, value, sex: str | None):
     v = float(value)
     if name == "sokolow_lyon":
         return v >= vc.SOKOLOW_LYON_MV
-    if name == "cornell_product":
-        return v >= vc.CORNELL_PRODUCT_MV_MS
     if name == "romhilt_estes":
         return v >= ROMHILT_ESTES_POSITIVE_POINTS
-    if sex not in ("M", "F"):
+    if sex not in ("M", "F"):  # the Cornell product's value itself depends on sex (+0.6 mV in women)
         return None
+    if name == "cornell_product":
+        return v >= vc.CORNELL_PRODUCT_MV_MS
     if name == "cornell_voltage":
         return v > vc.CORNELL_MV[sex]
     if name == "peguero_lo_presti":
@@ -210,3 +210,14 @@ class FittedCriteriaLinear(FittedModel):
     def state(self):
         return {"coef": self.coef.astype(np.float64), "medians": self.medians.astype(np.float64)}, {"info": self.info,
                                                                                                    "inputs": list(LINEAR_INPUTS)}
+
+
+def _register_recipes() -> None:
+    from elvmass.models.registry import register_recipe
+
+    @register_recipe("criteria_linear")
+    def recipe(preset):
+        return CriteriaLinearSpec(name="criteria_linear", seed=preset.seed, signal=preset.signal)
+
+
+_register_recipes()

@@ -139,3 +139,17 @@ class FittedEcgAi(FittedModel):
 
     def state(self):
         return {}, {"booster": self.booster.model_to_string(), "info": self.info}
+
+
+def _register_recipes() -> None:
+    from elvmass.models.registry import register_recipe
+
+    for setting in SETTINGS:
+        def recipe(preset, setting=setting):
+            size = {"n_estimators": 100} if getattr(preset, "name", "") == "quick" else {}
+            return EcgAiSpec(name=f"ecg_ai_{setting}", setting=setting, seed=preset.seed, **size)
+
+        register_recipe(f"ecg_ai_{setting}", group="ecg_ai")(recipe)
+
+
+_register_recipes()

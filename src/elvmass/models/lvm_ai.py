@@ -268,3 +268,23 @@ class FittedLvmAi(FittedModel):
     def state(self):
         arrays = {k: v.detach().contiguous().cpu().numpy().copy() for k, v in self.net.state_dict().items()}
         return arrays, {"norm": self.norm, "info": self.info}
+
+
+def _preset_sizes(preset) -> dict:
+    """Training length for a study preset: ``quick`` (tests, a smoke run) or anything else (``paper``)."""
+    if getattr(preset, "name", "") == "quick":
+        return {"epochs": 3, "patience": 2}
+    return {}
+
+
+def _register_recipes() -> None:
+    from elvmass.models.registry import register_recipe
+
+    for setting in SETTINGS:
+        def recipe(preset, setting=setting):
+            return LvmAiSpec(name=f"lvm_ai_{setting}", setting=setting, seed=preset.seed, **_preset_sizes(preset))
+
+        register_recipe(f"lvm_ai_{setting}", group="lvm_ai")(recipe)
+
+
+_register_recipes()

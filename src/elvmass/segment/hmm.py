@@ -39,7 +39,9 @@ def state_sequence(labels: np.ndarray) -> np.ndarray:
     """The hidden-state sequence of one lead's label array (see the module text)."""
     labels = np.asarray(labels)
     states = np.zeros(labels.size, dtype=np.int64)
-    last = 0  # the last wave seen: 0 none, else its label
+    waves = labels[labels > 0]
+    # the last wave seen (0 none, else its label); before the first wave, the one the cycle puts before it
+    last = {3: 2}.get(int(waves[0]), 0) if waves.size else 0
     for i, lab in enumerate(labels):
         if lab == 1:
             states[i] = 1
