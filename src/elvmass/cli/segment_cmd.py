@@ -30,7 +30,9 @@ class _SegmentGroup(typer.core.TyperGroup):
 
 
 segment_app = typer.Typer(cls=_SegmentGroup, no_args_is_help=True, add_completion=False,
-                          help="Segment ECGs into P waves, QRS complexes and T waves (a CNN trained on LUDB + HMM).")
+                          help="Segment ECGs into P waves, QRS complexes and T waves (a CNN trained on LUDB + HMM).\n\n"
+                          "elvmass segment FILE... [--json] [--plot out.png] [--model DIR]: the waves of each ECG "
+                          "(--json: path, fs_hz, global waves, qrs_ms). elvmass segment train --ludb DIR --out MODEL_DIR: retrain.")
 app.add_typer(segment_app, name="segment")
 
 
