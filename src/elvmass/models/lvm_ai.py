@@ -202,19 +202,23 @@ class LvmAiSpec(ModelSpec):
         for epoch in range(self.epochs):
             net.train()
             order = train_idx[torch.randperm(len(train_idx), generator=gen)]
-            total = 0.0
+            total, abs_err, seen = 0.0, 0.0, 0
             for i in range(0, len(order), self.batch):
                 b = order[i : i + self.batch]
                 if len(b) < 2:
                     continue
-                loss = log_cosh_loss(net(ecg[b].to(device), sca[b].to(device)), yt[b].to(device), asym)
+                pred = net(ecg[b].to(device), sca[b].to(device))
+                loss = log_cosh_loss(pred, yt[b].to(device), asym)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(b)
+                abs_err += float((pred.detach().cpu() - yt[b]).abs().sum()) * y_sd
+                seen += len(b)
             val_pred = _predict(net, ecg, sca, val_rows, device) * y_sd + y_mean
             val_mae = float(np.mean(np.abs(val_pred - y[val_rows])))
-            history.append({"epoch": epoch + 1, "train_loss": total / max(len(order), 1), "val_mae_g": val_mae})
+            history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), "train_mae_g": abs_err / max(seen, 1),
+                            "val_mae_g": val_mae})
             if progress:
                 print(f"{label or self.name}: epoch {epoch + 1} val MAE {val_mae:.1f} g", flush=True)
             if val_mae < best:
