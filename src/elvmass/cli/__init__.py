@@ -16,6 +16,7 @@ from elvmass.cli._app import app
 from elvmass.cli import inspect_cmd, cohort_cmd, beats_cmd, synth_cmd, study_cmd  # noqa: F401
 from elvmass.cli import serve_cmd  # noqa: F401
 from elvmass.cli import experiments_cmd  # noqa: F401
+from elvmass.cli import segment_cmd  # noqa: F401
 
 
 def main() -> None:

@@ -1,0 +1,105 @@
+"""The segmentation network: a small 1-D U-Net that gives, for every sample of one lead, the probability
+of P wave, QRS complex, T wave or none.
+
+Architecture (after the U-Net ECG delineators, e.g. Moskalenko et al., "Deep learning for ECG
+segmentation", 2019, trained on LUDB): four levels at 250, 125, 62.5 and 31.25 Hz; each level two
+convolutions (kernel ``KERNEL``), batch norm and ReLU; max-pooling by 2 going down, linear upsampling and
+a skip connection going up; a 1x1 convolution to the four classes. One lead at a time, so the same
+weights serve any lead and any lead count.
+
+Input (:func:`prepare_leads`): each lead band-passed 0.5-40 Hz (elvmass's filter), resampled to
+``MODEL_FS_HZ`` and divided by its 99th percentile of absolute value (so amplitude does not matter).
+
+    >>> import torch
+    >>> net = SegmentNet()
+    >>> net(torch.zeros(2, 1, 1000)).shape
+    torch.Size([2, 4, 1000])
+    >>> receptive_field_samples() / MODEL_FS_HZ   # seconds of ECG one output sample sees
+    1.088
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from elvmass.record import resample_signal
+from elvmass.signal.filters import bandpass_filter
+
+MODEL_FS_HZ = 250.0
+CHANNELS = (8, 16, 24, 32)
+KERNEL = 7
+N_CLASSES = 4
+
+
+def prepare_leads(signal_mv: np.ndarray, fs_hz: float) -> np.ndarray:
+    """(leads, n) mV at ``fs_hz`` -> (leads, m) float32 network input at :data:`MODEL_FS_HZ`."""
+    x = np.asarray(signal_mv, dtype=np.float32)
+    x = np.nan_to_num(x)
+    x = bandpass_filter(x, fs_hz, 0.5, 40.0, None) if x.shape[-1] >= 64 else x
+    x = resample_signal(x, fs_hz, MODEL_FS_HZ)
+    scale = np.percentile(np.abs(x), 99, axis=-1, keepdims=True)
+    return (x / np.maximum(scale, 0.02)).astype(np.float32)
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    pad = KERNEL // 2
+    return nn.Sequential(
+        nn.Conv1d(cin, cout, KERNEL, padding=pad), nn.BatchNorm1d(cout), nn.ReLU(),
+        nn.Conv1d(cout, cout, KERNEL, padding=pad), nn.BatchNorm1d(cout), nn.ReLU(),
+    )
+
+
+class SegmentNet(nn.Module):
+    """(batch, 1, n) -> (batch, 4, n) class logits; ``n`` any length (padded to a multiple of 8 inside)."""
+
+    def __init__(self, channels: tuple[int, ...] = CHANNELS) -> None:
+        super().__init__()
+        self.channels = tuple(channels)
+        self.down = nn.ModuleList()
+        cin = 1
+        for c in self.channels:
+            self.down.append(_block(cin, c))
+            cin = c
+        self.up = nn.ModuleList()
+        for c_skip in reversed(self.channels[:-1]):
+            self.up.append(_block(cin + c_skip, c_skip))
+            cin = c_skip
+        self.head = nn.Conv1d(cin, N_CLASSES, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[-1]
+        factor = 2 ** (len(self.channels) - 1)
+        pad = (-n) % factor
+        if pad:
+            x = nn.functional.pad(x, (0, pad))
+        skips = []
+        for i, block in enumerate(self.down):
+            if i:
+                x = nn.functional.max_pool1d(x, 2)
+            x = block(x)
+            skips.append(x)
+        for block, skip in zip(self.up, reversed(skips[:-1])):
+            x = nn.functional.interpolate(x, size=skip.shape[-1], mode="linear", align_corners=False)
+            x = block(torch.cat([x, skip], dim=1))
+        return self.head(x)[..., :n]
+
+
+def receptive_field_samples(n_levels: int = len(CHANNELS), kernel: int = KERNEL) -> int:
+    """Input samples (at :data:`MODEL_FS_HZ`) that one output sample depends on, through the encoder."""
+    rf, jump = 1, 1
+    for level in range(n_levels):
+        if level:
+            rf += jump  # max-pool of 2
+            jump *= 2
+        rf += 2 * (kernel - 1) * jump
+    # the decoder's convolutions widen it further on the way up
+    for level in reversed(range(n_levels - 1)):
+        jump //= 2
+        rf += 2 * (kernel - 1) * jump
+    return rf
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
