@@ -257,3 +257,9 @@ register_table(AblationTable("1c", "Table 1(c). Input combination", "Inputs", "i
                               ("ECG + demographics", "ecg+demographics"), ("All (eLVMass-Net)", None))))
 register_table(SexTable("s4", "Table S4. LV mass estimation: sex-specific vs non-sex-specific models", "lvm"))
 register_table(SexTable("s5", "Table S5. LVH classification: sex-specific vs non-sex-specific models", "lvh"))
+register_table(ModelsTable("2", "Table 2. Comparators retrained in the same protocol (original setting and all features)",
+                           (("LVM-AI, original setting (ECG + age, sex, BMI)", "lvm_ai_original"),
+                            ("LVM-AI, all features", "lvm_ai_all"),
+                            ("ECG-AI, original setting (ECG profile)", "ecg_ai_original"),
+                            ("ECG-AI, all features", "ecg_ai_all"),
+                            ("Voltage criteria + demographics (linear)", "criteria_linear"))))

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from elvmass.record import LEAD_INDEX, LEADS
+from elvmass.record import LEADS
 
 #: per-lead features: (name, unit, definition)
 LEAD_FEATURES: tuple[tuple[str, str, str], ...] = (
