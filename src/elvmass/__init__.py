@@ -9,8 +9,9 @@ name                    what it does
 ``read_ecg``            read one ECG file of any supported format -> :class:`ECGRecord`
 ``analyze_ecg``         filter, R peaks, beat, fiducials, measured QRS/axes, voltage criteria
 ``load_bundle``         load a model bundle written by ``elvmass train`` (alias ``load_model``)
-``predict``             predict LVM, LVMI and LVH for one ECG (a path or a record) with a bundle
+``predict_ecg``         predict LVM, LVMI and LVH for one ECG (a path or a record) with a bundle
                         or a bundle folder; ``predict_files`` for many, errors listed not raised
+                        (``elvmass.predict`` is the module holding them, hence not a function)
 ``check_demographics``  the plausibility check every demographic input goes through
 ``build_cohort``        pair an ECG export folder with an imaging CSV -> manifest + flow table
 ``load_manifest``       read, validate and derive a manifest
@@ -51,7 +52,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "analyze_ecg": ("elvmass.signal.analysis", "analyze_ecg"),
     "load_bundle": ("elvmass.bundle", "load_bundle"),
     "load_model": ("elvmass.bundle", "load_bundle"),
-    "predict": ("elvmass.predict", "predict"),
+    "predict_ecg": ("elvmass.predict", "predict_ecg"),
     "predict_record": ("elvmass.predict", "predict_record"),
     "predict_files": ("elvmass.predict", "predict_files"),
     "Prediction": ("elvmass.predict", "Prediction"),

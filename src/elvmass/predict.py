@@ -190,7 +190,7 @@ def predict_record(bundle, record, *, path: str | None = None, age_years=None, s
                       None if excluded is None else f"{excluded[0]}: {excluded[1]}")
 
 
-def predict(model, ecg, **kwargs) -> Prediction:
+def predict_ecg(model, ecg, **kwargs) -> Prediction:
     """Predict one ECG with a model: ``model`` a bundle or its folder, ``ecg`` a path or record.
 
     Keyword arguments as for :func:`predict_record` (``age_years``, ``sex``, ``height_cm``,
