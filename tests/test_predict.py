@@ -76,8 +76,13 @@ def test_flags_fill_missing_demographics_and_give_lvmi(bundle_dir, muse_files, t
     assert list(table["path"]) == [str(f) for f in muse_files]
     assert table["lvm_g"].tolist() == pytest.approx([line["lvm_g"] for line in lines])
     # overriding sex switches to the female model
+    # overriding sex against the file (a man) needs --force-sex (issue 17 item 17), then uses the female model
     res = CliRunner().invoke(app, ["predict", "--model", str(bundle_dir), str(muse_files[0]), "--sex", "F", "--json"])
-    assert _json_lines(res.stdout)[0]["model"] == "elvmassnet_female"
+    assert res.exit_code == 1 and _json_lines(res.stdout) == [] and "--force-sex" in res.stderr
+    res = CliRunner().invoke(app, ["predict", "--model", str(bundle_dir), str(muse_files[0]), "--sex", "F",
+                                   "--force-sex", "--json"])
+    line = _json_lines(res.stdout)[0]
+    assert line["model"] == "elvmassnet_female" and "override:sex" in line["flags"]
 
 
 def test_predict_folder_and_all_bad(bundle_dir, muse_files, tmp_path):
@@ -140,8 +145,14 @@ def test_a_1000_hz_dicom_is_resampled_to_the_bundle_rate(bundle_dir, shared_data
     assert rec.fs_hz == 1000.0 and rec.patient.sex == "F"
     p1000 = predict_record(bundle, rec)
     assert p1000.model == "elvmassnet_female" and 40.0 < p1000.lvm_g < 250.0
-    for fs in (500.0, 250.0):
+    for fs in (500.0, 400.0):
         assert predict_record(bundle, rec.resampled(fs)).lvm_g == pytest.approx(p1000.lvm_g, abs=0.5)
+    # at 250 Hz the quality check flags lead III noisy (> 0.01 mV above 40 Hz after resampling) and sets
+    # excessive_noise: unusable ECGs are refused (issue 17 item 3), so that rate is no longer predicted
+    from elvmass.errors import UnusableECGError
+
+    with pytest.raises(UnusableECGError, match="excessive_noise"):
+        predict_record(bundle, rec.resampled(250.0))
 
 
 # ------------------------------------------------------------------ issue 17: what a new user runs into
