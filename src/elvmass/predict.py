@@ -275,7 +275,7 @@ def predictions_to_frame(preds: list[Prediction]) -> pd.DataFrame:
         d["flags"] = ";".join(d["flags"])
         rows.append(d)
     return pd.DataFrame(rows, columns=["path", "lvm_g", "lvmi_g_m2", "lvh", "model", "flags", "age_years", "sex",
-                                       "height_cm", "weight_kg"])
+                                       "height_cm", "weight_kg", "outside_training_population"])
 
 
 PREDICTION_TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
