@@ -250,3 +250,153 @@ def test_cohort_build_reads_a_windows_1252_imaging_export_and_names_an_unwritabl
     res = _build_json(shared_data / "vendor" / "ge-muse-xml", tmp_path / "imaging.csv", tmp_path / "file" / "m.csv")
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert res.stderr.startswith(f"error: cannot write {tmp_path / 'file' / 'm.csv'}")
+
+
+# ------------------------------------------------------------------ issue 17: what a new user runs into
+
+def _muse_without_acquisition_time(shared_data, out):
+    """muse_ecg2.xml (a real GE MUSE export, patient JAX12345) with AcquisitionDate/Time deleted."""
+    import re
+
+    raw = (shared_data / "vendor" / "ge-muse-xml" / "muse_ecg2.xml").read_bytes()
+    stripped = re.sub(rb"<Acquisition(?:Date|Time)>[^<]*</Acquisition(?:Date|Time)>", b"", raw)
+    assert stripped != raw
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(stripped)
+    return out
+
+
+def test_item6_an_ecg_without_acquisition_date_is_excluded_at_the_date_step(shared_data, tmp_path):
+    # was: TypeError: bad operand type for abs(): 'NaTType', exit 1, no manifest (fixed on main by the
+    # pandas-3 None/NaN change, 786d645; this keeps it fixed)
+    import shutil
+
+    ecg = tmp_path / "ecg"
+    _muse_without_acquisition_time(shared_data, ecg / "nodate.xml")
+    shutil.copy(shared_data / "vendor" / "ge-muse-xml" / "muse_ecg1.xml", ecg / "paced.xml")
+    (tmp_path / "imaging.csv").write_text("patient_id,imaging_datetime,lvm_g,lvm_source,height_cm,weight_kg\n"
+                                          "JAX12345,2021-05-20,150,mr,175,80\n")
+    res = _build_json(ecg, tmp_path / "imaging.csv", tmp_path / "m.csv")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "m.csv").is_file()
+    ex = pd.read_csv(tmp_path / "m.excluded.csv")
+    row = ex[ex.ecg_path.astype(str).str.endswith("nodate.xml")]
+    assert row.step.tolist() == ["ECGs with patient ID and acquisition time"]
+    assert row.reason.tolist() == ["no acquisition date/time in file"]
+
+
+def test_item5_an_ecg_file_without_patient_id_is_excluded_at_the_id_step(shared_data, tmp_path):
+    # read through build_cohort, where pandas turns the missing ID into NaN (not None)
+    base = read_ecg(shared_data / "ptbxl-sample" / "records500" / "00000" / "00001_hr")
+    ecg = tmp_path / "ecg"
+    for name, pid in (("noid.xml", None), ("withid.xml", "P1")):
+        write_muse_xml(base.replace(patient=Patient(age_years=60.0, sex="F", patient_id=pid),
+                                    acquired_at=dt.datetime(2021, 6, 1, 9), statements=NORMAL,
+                                    source_path=None), ecg / name)
+    (tmp_path / "imaging.csv").write_text("patient_id,imaging_datetime,lvm_g,lvm_source,height_cm,weight_kg\n"
+                                          "P1,2021-06-02,120,mr,165,60\n")
+    res = _build_json(ecg, tmp_path / "imaging.csv", tmp_path / "m.csv")
+    assert res.exit_code == 0, res.output
+    flow = pd.read_csv(tmp_path / "m.flow.csv").set_index("step")
+    assert flow.loc["ECGs with patient ID and acquisition time", ["n_in", "n_excluded"]].tolist() == [2, 1]
+    assert flow.loc["ECGs of a patient with imaging LVM", "n_excluded"] == 0
+    ex = pd.read_csv(tmp_path / "m.excluded.csv")
+    assert ex.loc[ex.ecg_path.str.endswith("noid.xml"), "reason"].tolist() == ["no patient ID in file"]
+
+
+def test_item12_wrong_kinds_of_paths_say_what_was_expected(tmp_path):
+    (tmp_path / "ecg").mkdir()
+    a_file = tmp_path / "one.xml"
+    a_file.write_text("<x/>")
+    csv = tmp_path / "imaging.csv"
+    csv.write_text("patient_id,imaging_datetime,lvm_g,lvm_source\n")
+    res = runner.invoke(app, ["cohort", "build", "--ecg-dir", str(a_file), "--imaging", str(csv),
+                              "--out", str(tmp_path / "m.csv")])
+    assert res.exit_code == 2 and "is a file; --ecg-dir expects the folder" in res.stderr
+    assert "not found" not in res.stderr
+    res = runner.invoke(app, ["cohort", "build", "--ecg-dir", str(tmp_path / "ecg"), "--imaging", str(tmp_path / "ecg"),
+                              "--out", str(tmp_path / "m.csv")])
+    assert res.exit_code == 2 and "is a folder; --imaging expects the imaging CSV file" in res.stderr
+
+
+def test_item15_validate_a_header_only_manifest_is_unusable(tmp_path):
+    from elvmass.cohort import MANIFEST_COLUMNS
+
+    m = tmp_path / "m.csv"
+    m.write_text(",".join(MANIFEST_COLUMNS) + "\n")
+    res = runner.invoke(app, ["cohort", "validate", str(m)])
+    assert res.exit_code == 2 and "no data rows" in res.stderr
+    res = runner.invoke(app, ["study", "--cohort", str(m), "--out", str(tmp_path / "s"), "--preset", "quick"])
+    assert res.exit_code == 2 and "no data rows" in res.stderr
+
+
+def test_mixed_problem_folder_builds_and_names_each_problem_file_once(shared_data, tmp_path):
+    """Every kind of problem file in one export: the build completes, writes a manifest, and names each
+    problem file exactly once with its reason (issue 17, "what it must show")."""
+    import shutil
+
+    base = read_ecg(shared_data / "ptbxl-sample" / "records500" / "00000" / "00001_hr")
+    ecg = tmp_path / "ecg"
+    ecg.mkdir()
+
+    def muse(name, pid, when, statements=NORMAL, qrs=92):
+        write_muse_xml(base.replace(patient=Patient(age_years=60.0, sex="F", height_cm=165.0, weight_kg=60.0,
+                                                    patient_id=pid),
+                                    measurements=DeviceMeasurements(hr_bpm=64, qrs_ms=qrs, p_axis_deg=50,
+                                                                    r_axis_deg=20, t_axis_deg=40),
+                                    acquired_at=when, statements=statements, source_path=None), ecg / name)
+
+    muse("good.xml", "P1", dt.datetime(2021, 6, 1, 9))
+    expected = {  # file -> a part of the reason it must be listed with
+        "far.xml": "days away",
+        "noid.xml": "no patient ID in file",
+        "stranger.xml": "no valid imaging row for this patient ID",
+    }
+    muse("far.xml", "P1", dt.datetime(2019, 1, 1, 9))
+    muse("noid.xml", None, dt.datetime(2021, 6, 1, 9))
+    muse("stranger.xml", "P404", dt.datetime(2021, 6, 1, 9))
+    muse("lbbb.xml", "P2", dt.datetime(2021, 6, 1, 9), ("Sinus rhythm", "Left bundle branch block"), 150)
+    expected["lbbb.xml"] = "left bundle branch block: statement 'Left bundle branch block'"
+    _muse_without_acquisition_time(shared_data, ecg / "nodate.xml")
+    expected["nodate.xml"] = "no acquisition date/time in file"
+    shutil.copy(shared_data / "vendor" / "ge-muse-xml" / "muse_ecg1.xml", ecg / "paced.xml")
+    expected["paced.xml"] = "paced rhythm: statement 'Ventricular-paced rhythm'"
+    shutil.copy(shared_data / "vendor" / "philips-xml" / "129DYPRG.XML", ecg / "negated_lbbb.XML")
+    expected["negated_lbbb.XML"] = "wide QRS ≥ 120 ms (possible bundle branch block): device QRS 135 ms"
+    (ecg / "broken.xml").write_text("<RestingECG><PatientDemographics>", encoding="utf-8")
+    expected["broken.xml"] = "unreadable: "
+    (ecg / "empty.xml").write_bytes(b"")
+    expected["empty.xml"] = "unreadable: "
+    (ecg / "not_an_ecg.xml").write_text("<html><body>a web page</body></html>", encoding="utf-8")
+    expected["not_an_ecg.xml"] = "unreadable: "
+    dcm = (shared_data / "vendor" / "dicom" / "waveform_ecg.dcm").read_bytes()
+    (ecg / "truncated.dcm").write_bytes(dcm[: len(dcm) // 3])
+    expected["truncated.dcm"] = "unreadable: "
+    shutil.copy(shared_data / "ptbxl-sample" / "records500" / "00000" / "00002_hr.hea", ecg / "no_dat.hea")
+    expected["no_dat.hea"] = "unreadable: "
+    (ecg / "garbage.dcm").write_bytes(bytes(range(256)) * 8)
+    expected["garbage.dcm"] = "unreadable: "
+    # ---- spot for the io helper (issue 17 item 7): a Latin-1-named file, e.g.
+    #      shutil.copy(<muse_ecg2.xml>, os.fsencode(ecg) + b"/caf\xe9.xml") with its expected reason
+    #      (unreadable/"no valid imaging row ..."), once non-UTF-8 names work end to end.
+    (tmp_path / "imaging.csv").write_text(
+        "patient_id,imaging_datetime,lvm_g,lvm_source,height_cm,weight_kg,sex\n"
+        "P1,2021-06-02,120,mr,165,60,F\n"
+        "P2,2021-06-02,130,mr,165,60,F\n"
+        "JAX12345,2021-05-20,150,mr,175,80,M\n"
+        "JAX01234,2021-05-20,150,mr,175,80,M\n"
+        "1112010721168bdc,2011-12-05,170,echo,180,85,M\n")
+    res = runner.invoke(app, ["cohort", "build", "--ecg-dir", str(ecg), "--imaging", str(tmp_path / "imaging.csv"),
+                              "--out", str(tmp_path / "m.csv")])
+    assert res.exit_code == 0, res.output
+    assert "Traceback" not in res.output
+    manifest = pd.read_csv(tmp_path / "m.csv")
+    assert [p.rsplit("/", 1)[-1] for p in manifest.ecg_path] == ["good.xml"]
+    ex = pd.read_csv(tmp_path / "m.excluded.csv")
+    listed = ex.ecg_path.dropna().map(lambda p: p.rsplit("/", 1)[-1]).tolist()
+    assert sorted(listed) == sorted(expected), ex  # every problem file, each exactly once
+    for name, why in expected.items():
+        reason = ex.loc[ex.ecg_path.fillna("").str.endswith("/" + name), "reason"].item()
+        assert why in reason, (name, reason)
+        if why == "unreadable: ":
+            assert len(reason) > len(why) + 5  # the reader's own explanation, not just "unreadable"

@@ -7,13 +7,11 @@ vendor exports in ../shared/data/vendor (see ../shared/data/README.md)."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 

@@ -3,11 +3,9 @@ on a genuine GE MUSE export agree with the device's own measurements."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from elvmass import read_ecg
 from elvmass.segment import load_segmenter

@@ -123,10 +123,10 @@ def test_study_bad_manifest_is_one_line(tmp_path):
     bad = tmp_path / "m.csv"
     bad.write_text("patient_id,lvm_g\n1,100\n")
     res = CliRunner().invoke(app, ["study", "--cohort", str(bad), "--out", str(tmp_path / "o"), "--preset", "quick"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # the manifest given is unusable: 2, as `cohort validate` (README, exit status)
     assert "error" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(app, ["study", "--cohort", str(bad), "--out", str(tmp_path / "o"), "--preset", "huge"])
-    assert res.exit_code == 1 and "--preset" in res.output
+    assert res.exit_code == 2 and "--preset" in res.output
 
 
 def test_presets_and_input_combinations():

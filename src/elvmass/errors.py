@@ -80,3 +80,17 @@ class OutputError(ElvmassError, OSError):
         self.problem = problem
         self.reason = reason or problem  # the system's words alone ("no space left on device")
         super().__init__(f"{self.path}: {problem}")
+
+
+class UnusableECGError(ECGReadError):
+    """An ECG was read but its signal cannot carry a prediction (no beat, too few beats, pacing
+    spikes, excessive noise, a flat or saturated lead); ``flags`` are the blocking quality flags."""
+
+    def __init__(self, path, flags):
+        self.flags = tuple(flags)
+        super().__init__(path, "unusable for prediction (" + (", ".join(self.flags) or "no usable beat") + ")")
+
+
+class InputValueError(ElvmassError, ValueError):
+    """A value given by the caller (an option, a keyword argument, a request field) is implausible,
+    in the wrong unit, or contradicts the file; the message names the value, the range and the unit."""

@@ -54,7 +54,9 @@ def plot_beat(analysis, path: Path) -> Path:
 def _print_human(a) -> None:
     from rich.table import Table
 
-    console.print(f"[bold]{a.source_path}[/bold]")
+    from rich.markup import escape
+
+    console.print(f"[bold]{escape(str(a.source_path))}[/bold]")  # "[a].xml" is a name, not markup
     rp = ", ".join(f"{t:.3f}" for t in a.r_peaks_s)
     console.print(f"  R peaks (s): {rp or '-'}")
     console.print(f"  beat window: {_fmt(a.beat_start_s, 3)} - {_fmt(a.beat_end_s, 3)} s")
@@ -114,7 +116,11 @@ def beats(
         raise typer.Exit(2)
     failed = 0
     plotted: set[Path] = set()
-    for index, path in enumerate(expand_ecg_paths(files), start=1):
+    expanded = expand_ecg_paths(files)
+    if not expanded:  # as `predict` and `inspect`: an empty folder is a failure, not silence
+        report_error("no ECG files found in the given paths")
+        raise typer.Exit(1)
+    for index, path in enumerate(expanded, start=1):
         try:
             analysis = analyze_ecg(read_ecg(path, fs_hz=fs_hz), config)
             analysis.source_path = str(path)

@@ -94,7 +94,8 @@ def validate_cmd(
 ) -> None:
     """Check every row of a manifest and print every bad row with its reasons (writes nothing).
 
-    Exit status: 0 all rows valid, 1 some rows bad, 2 the file itself is unusable.
+    Exit status: 0 all rows valid, 1 some rows bad, 2 the file itself is unusable (unreadable, a
+    required column missing, no data rows).
     """
     from elvmass.cohort import read_manifest, validate_manifest
 
@@ -106,6 +107,9 @@ def validate_cmd(
         report_error(msg if msg.startswith(str(manifest)) else f"{manifest}: {msg}")
         raise typer.Exit(2)
 
+    if result.n_rows == 0:  # a header without rows is no cohort: unusable, like a missing column
+        report_error(f"{manifest}: the manifest has no data rows (only a header)")
+        raise typer.Exit(2)
     n_bad = len(result.bad_rows)
     if json_out:
         print_json_line({"manifest": str(manifest), "n_rows": result.n_rows, "n_valid": len(result.valid),

@@ -90,9 +90,13 @@ def inspect(
     if not paths:
         report_error("give one or more ECG files (or --example)")
         raise typer.Exit(2)
+    expanded = expand_ecg_paths(paths)
+    if not expanded:  # as `predict` and `beats`: an empty folder is a failure, not silence
+        report_error("no ECG files found in the given paths")
+        raise typer.Exit(1)
     failed = 0
     plotted: set[Path] = set()
-    for index, path in enumerate(expand_ecg_paths(paths), start=1):
+    for index, path in enumerate(expanded, start=1):
         try:
             record = read_ecg(path, fs_hz=fs_hz)
         except ElvmassError as exc:

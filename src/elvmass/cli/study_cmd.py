@@ -14,7 +14,7 @@ from typing import List, Optional
 import typer
 
 from elvmass.cli._app import app, console, err_console, expand_ecg_paths, fail, print_json_line, report_error
-from elvmass.errors import ElvmassError
+from elvmass.errors import ElvmassError, ManifestError
 
 PRESETS = ("quick", "paper")
 
@@ -43,9 +43,9 @@ def _check_preset(preset: str, inputs: str = "all", seed: int = 0):
     from elvmass.models.elvmassnet import INPUT_SETS
 
     if preset not in PRESETS:
-        fail(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+        fail(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}", 2)
     if inputs not in INPUT_SETS:
-        fail(f"--inputs must be one of {', '.join(INPUT_SETS)}, got {inputs!r}")
+        fail(f"--inputs must be one of {', '.join(INPUT_SETS)}, got {inputs!r}", 2)
     return make_preset(preset, inputs=inputs, seed=seed)
 
 
@@ -98,7 +98,7 @@ def study(
     cohort: Path = typer.Option(..., "--cohort", help="Cohort manifest (CSV or Parquet), e.g. from `elvmass cohort build`."),
     out: Path = typer.Option(..., "--out", help="Results folder (results.json, predictions.csv, tables, report.html)."),
     preset: str = typer.Option("paper", "--preset", help="quick (smoke test) or paper (the paper's protocol)."),
-    sex_specific: bool = typer.Option(False, "--sex-specific", help="Also train and test male and female models."),
+    sex_specific: bool = typer.Option(False, "--sex-specific/--no-sex-specific", help="Also train and test male and female models (off by default: it about doubles the training time; `train` fits them by default because `predict` uses them)."),
     inputs: str = typer.Option("all", "--inputs", help="ecg, ecg+params, ecg+demographics or all (the paper's combinations)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-ECG cache (default: .elvmass-cache beside the manifest)."),
     json_out: bool = typer.Option(False, "--json", help="Print results.json to stdout instead of a table."),
@@ -118,6 +118,8 @@ def study(
             results = run_study(cohort, tmp, chosen, sex_specific=sex_specific, models=_model_names(models),
                                 cache_dir=cache_dir, progress=not quiet and not json_out, log=None if quiet else _log,
                                 device=_check_device(device))
+    except ManifestError as exc:  # the manifest given is unusable: exit 2, as `cohort validate`
+        fail(str(exc), 2)
     except (ElvmassError, ValueError) as exc:
         fail(str(exc))
     if json_out:
@@ -136,7 +138,7 @@ def train(
     inputs: str = typer.Option("all", "--inputs", help="ecg, ecg+params, ecg+demographics or all."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Preprocessed-ECG cache (default: .elvmass-cache beside the manifest)."),
     onnx: bool = typer.Option(False, "--onnx", help="Also export every model to ONNX (for `predict --engine onnx`)."),
-    quiet: bool = typer.Option(False, "--quiet"),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or log lines."),
     seed: int = typer.Option(0, "--seed", help="Seed of model initialisation, batching and validation split."),
     models: str = typer.Option("", "--models", help="Extra models to fit and save, comma-separated (e.g. lvm_ai,ecg_ai)."),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda (auto: CUDA when present)."),
@@ -169,6 +171,8 @@ def train(
                                 study_results=study_results)
             if onnx:
                 export_onnx(path)
+    except ManifestError as exc:
+        fail(str(exc), 2)
     except (ElvmassError, ValueError) as exc:
         fail(str(exc))
     console.print(f"model bundle: {out}", highlight=False)
@@ -178,12 +182,14 @@ def train(
 def predict(
     files: List[Path] = typer.Argument(..., help="ECG files or folders (searched recursively)."),
     model: Path = typer.Option(..., "--model", help="Model bundle folder from `elvmass train`."),
-    age: Optional[float] = typer.Option(None, "--age", help="Age in years (overrides the file)."),
-    sex: Optional[str] = typer.Option(None, "--sex", help="M or F (overrides the file)."),
-    height_cm: Optional[float] = typer.Option(None, "--height-cm", help="Height in cm (overrides the file)."),
-    weight_kg: Optional[float] = typer.Option(None, "--weight-kg", help="Weight in kg (overrides the file)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the predictions as CSV."),
-    json_out: bool = typer.Option(False, "--json", help="One JSON object per file per line."),
+    age: Optional[float] = typer.Option(None, "--age", help="Age in years, 18-110 (overrides the file; flagged override:age_years)."),
+    sex: Optional[str] = typer.Option(None, "--sex", help="M or F (a file saying otherwise is refused unless --force-sex)."),
+    height_cm: Optional[float] = typer.Option(None, "--height-cm", help="Height in cm, 120-220 (overrides the file)."),
+    weight_kg: Optional[float] = typer.Option(None, "--weight-kg", help="Weight in kg, 30-250 (overrides the file)."),
+    force_sex: bool = typer.Option(False, "--force-sex", help="Use --sex even for files that state the other sex (flagged override:sex)."),
+    fs_hz: Optional[float] = typer.Option(None, "--fs-hz", help="Sampling rate of .npy/.csv array files (they store none)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the predictions as .csv or .parquet."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object per file per line (with every flag)."),
     engine: str = typer.Option("torch", "--engine", help="torch, or onnx (needs a bundle trained with --onnx)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Archive scoring: local Dask worker processes."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Archive scoring: address of an existing Dask scheduler."),
@@ -192,67 +198,70 @@ def predict(
 ) -> None:
     """Predict LV mass (g), LVMI and LVH for each ECG with the sex-specific model.
 
+    Unreadable and unusable ECGs (too few beats, pacing, noise, flat lead) are not predicted: each is
+    named on stderr and the exit status is 1. Implausible --age/--height-cm/--weight-kg exit with 2.
     With ``--out X.parquet`` (or --workers/--scheduler/--resume) a folder is scored as an archive on Dask:
     one Parquet row per file, written chunk by chunk; a failing file is a row with its error.
     """
     from elvmass.bundle import load_bundle
-    from elvmass.predict import predict_files, predictions_to_frame
+    from elvmass.cohort import check_demographics
+    from elvmass.errors import InputValueError
+    from elvmass.predict import check_predictions_path, predict_files, summarize_flags, write_predictions
 
-    if sex is not None:
-        s = sex.strip().upper()[:1]
-        if s not in ("M", "F"):
-            fail(f"--sex must be M or F, got {sex!r}")
-        sex = s
-    if (out is not None and out.suffix.lower() == ".parquet") or workers is not None or scheduler or resume:
+    try:  # the library's one plausibility check (also used by predict_record and the service)
+        given = check_demographics(age_years=age, sex=sex, height_cm=height_cm, weight_kg=weight_kg)
+        if out is not None:
+            check_predictions_path(out)
+    except InputValueError as exc:
+        fail(str(exc), 2)
+    if (out is not None and out.suffix.lower() in (".parquet", ".pq")) or workers is not None or scheduler or resume:
         _score_archive(files, model, out, workers=workers, scheduler=scheduler, resume=resume, chunk_size=chunk_size,
-                       demographics={k: v for k, v in (("age_years", age), ("sex", sex), ("height_cm", height_cm),
-                                                       ("weight_kg", weight_kg)) if v is not None},
-                       json_out=json_out, engine=engine)
+                       demographics={k: v for k, v in given.items() if v is not None}, json_out=json_out, engine=engine)
         return
     try:
         bundle = load_bundle(model, engine=engine)
     except ElvmassError as exc:
-        fail(str(exc))
+        fail(str(exc), 2)
     paths = expand_ecg_paths(files)
     if not paths:
         fail("no ECG files found in the given paths")
     with _progress_bar("predicting", enabled=len(paths) > 1 and not json_out) as cb:
-        preds, errors = predict_files(bundle, paths, age_years=age, sex=sex, height_cm=height_cm,
-                                      weight_kg=weight_kg, progress=cb)
+        preds, errors = predict_files(bundle, paths, age_years=given["age_years"], sex=given["sex"],
+                                      height_cm=given["height_cm"], weight_kg=given["weight_kg"],
+                                      force_sex=force_sex, fs_hz=fs_hz, progress=cb)
     for e in errors:
         report_error(f"{e} (skipped)")
     if out is not None:
-        from elvmass.atomic import atomic_write
-
-        frame = predictions_to_frame(preds)
         try:
-            atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
+            write_predictions(preds, out)
         except ElvmassError as exc:  # disk full, no permission: one line, the previous file is unchanged
             fail(str(exc))
     if json_out:
         for p in preds:
             print_json_line(p.to_dict())
     else:
+        from rich.markup import escape
         from rich.table import Table
 
-        t = Table(title=f"LV mass predictions ({len(preds)} file(s), {len(errors)} skipped)")
+        t = Table(title=f"LV mass predictions ({len(preds)} file(s), {len(errors)} skipped)",
+                  caption="flags summarised; every flag: --json" if preds else None)
         t.add_column("file", overflow="fold")
         for col in ("LVM (g)", "interval (g)", "LVMI (g/m²)", "LVH"):
             t.add_column(col, justify="right", no_wrap=True)
         t.add_column("model", no_wrap=True)
         t.add_column("flags", overflow="fold")
-        for p in preds:
+        for p in preds:  # file names and flags are data, not markup: "[a].xml" prints as written
             interval = "–" if p.lvm_g_low is None else f"{p.lvm_g_low:.0f}–{p.lvm_g_high:.0f} ({p.level:.0%})"
             lvh = "–" if p.lvh is None else ("yes" if p.lvh else "no")
             if p.lvh_probability is not None:
                 lvh += f" (p {p.lvh_probability:.2f})"
-            t.add_row(Path(p.path).name, f"{p.lvm_g:.0f}", interval, "–" if p.lvmi_g_m2 is None else f"{p.lvmi_g_m2:.0f}",
-                      lvh,
+            t.add_row(escape(Path(p.path).name), f"{p.lvm_g:.0f}", interval,
+                      "–" if p.lvmi_g_m2 is None else f"{p.lvmi_g_m2:.0f}", lvh,
                       p.model.removeprefix("elvmassnet_") if p.model != "elvmassnet" else "all",
-                      " ".join(p.flags) or "–")
+                      escape(summarize_flags(p.flags)))
         console.print(t)
         if out is not None:
-            console.print(f"written: {out}", highlight=False)
+            console.print(f"written: {escape(str(out))}", highlight=False)
     if errors:  # the good files are predicted and written; the status still says something failed
         raise typer.Exit(1)
 
@@ -304,7 +313,7 @@ def demo(
     n: int = typer.Option(1459, "--n", help="Patients in the synthetic cohort (the paper's internal cohort: 1,459)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic cohort and of the models."),
     preset: str = typer.Option("paper", "--preset", help="quick or paper."),
-    quiet: bool = typer.Option(False, "--quiet"),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or log lines."),
 ) -> None:
     """Generate the built-in synthetic cohort, build its manifest and run the sex-specific study."""
     from elvmass.cohort import build_cohort, write_manifest

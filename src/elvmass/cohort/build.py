@@ -86,6 +86,9 @@ def read_imaging_csv(path) -> pd.DataFrame:
     """Read the imaging export (``patient_id, imaging_datetime, lvm_g, lvm_source`` required;
     ``height_cm, weight_kg, sex, age_years`` optional) as text; rows are judged when pairing."""
     path = Path(path)
+    if path.is_dir():
+        raise ManifestError(f"{path}: is a folder; --imaging expects the imaging CSV file "
+                            "(patient_id, imaging_datetime, lvm_g, lvm_source)")
     if not path.is_file():
         raise ManifestError(f"{path}: imaging CSV not found")
     try:
@@ -354,6 +357,9 @@ def build_cohort(ecg_dir, imaging_csv, *, window_days: float = 183,
     from elvmass.io import find_ecg_files, read_ecg
 
     ecg_dir = Path(ecg_dir)
+    if ecg_dir.is_file():
+        raise ManifestError(f"{ecg_dir}: is a file; --ecg-dir expects the folder holding the ECG files "
+                            f"(for one file, give its folder {ecg_dir.parent})")
     if not ecg_dir.is_dir():
         raise ManifestError(f"{ecg_dir}: ECG folder not found")
     imaging = read_imaging_csv(imaging_csv)

@@ -61,6 +61,37 @@ _COMPILED = {r.key: [re.compile(p, re.IGNORECASE) for p in r.patterns] for r in 
 # MUSE serial-comparison wording: "Sinus rhythm has replaced Atrial fibrillation" = now sinus.
 _NO_LONGER = re.compile(r"no longer (?:present|evident|seen)|\bresolved\b", re.IGNORECASE)
 _REPLACED = re.compile(r"\bha(?:s|ve) replaced\b", re.IGNORECASE)
+# Negation. A finding is negated when a cue stands before it in the same clause ("..., not LBBB/RBBB",
+# "no atrial fibrillation", "without pacing") or a negating phrase follows it ("LBBB ruled out",
+# "... is not present"). Hedges are not negations: "rule out LBBB" (a query), "cannot rule out",
+# "cannot exclude", "cannot be ruled out", "possible" all still exclude, as the cohort is meant to be clean.
+_HEDGE = re.compile(r"\b(?:can ?not|can't|could not|couldn't)\s+(?:be\s+)?(?:rule[sd]?\s+out|excluded?)\b",
+                    re.IGNORECASE)
+_NEG_BEFORE = re.compile(r"\b(?:not|no|without|negative for|absence of|absent|ruled out|excluded|free of)\b",
+                         re.IGNORECASE)
+_NEG_AFTER = re.compile(r"^\W*(?:is\s+|are\s+|was\s+)?(?:not\s+(?:present|seen|evident|found|identified)|absent|"
+                        r"ruled\s+out|excluded)\b", re.IGNORECASE)
+# clause boundaries: a negation reaches to the end of its clause, not across ", " / "; " / ". " / " but "
+_CLAUSE = re.compile(r"[,;.:()]|\bbut\b|\bhowever\b", re.IGNORECASE)
+
+
+def _negated(text: str, start: int, end: int) -> bool:
+    """Whether the finding at ``text[start:end]`` is negated in its clause."""
+    before = text[:start]
+    cut = [m.end() for m in _CLAUSE.finditer(before)]
+    clause_before = before[cut[-1]:] if cut else before
+    clause_before = _HEDGE.sub(" ", clause_before)
+    if _NEG_BEFORE.search(clause_before):
+        return True
+    after = text[end:]
+    m = _CLAUSE.search(after)
+    clause_after = _HEDGE.sub(" ", after[: m.start()] if m else after)
+    return bool(_NEG_AFTER.search(clause_after))
+
+
+def _affirmed_match(rx: re.Pattern, text: str) -> bool:
+    """Whether ``rx`` matches ``text`` somewhere that is not negated."""
+    return any(not _negated(text, m.start(), m.end()) for m in rx.finditer(text))
 
 
 def current_statement_text(statement: str) -> str:
@@ -83,10 +114,16 @@ def current_statement_text(statement: str) -> str:
 def classify_exclusion(statements: Iterable[str] | str | None, qrs_ms=None, sex=None) -> tuple[str, str] | None:
     """The first :data:`EXCLUSION_RULES` rule an ECG meets as ``(key, evidence)``, or None.
 
-    Hedged statements ("possible", "consider") still exclude: the cohort is meant to be clean.
+    Hedged statements ("possible", "consider", "rule out", "cannot rule out") still exclude: the
+    cohort is meant to be clean. Negated findings do not ("..., not LBBB/RBBB", "no atrial
+    fibrillation", "pacing ruled out"); the evidence names the statement that matched.
 
     >>> classify_exclusion(["Sinus rhythm", "Left bundle branch block"], 150, "M")
     ('lbbb', "statement 'Left bundle branch block'")
+    >>> classify_exclusion(["Nonspecific intraventricular conduction delay QRSd >115mS, not LBBB/RBBB"], 135, "M")
+    ('wide_qrs', 'device QRS 135 ms')
+    >>> classify_exclusion(["Cannot rule out atrial fibrillation"], 90, "F")
+    ('afib', "statement 'Cannot rule out atrial fibrillation'")
     >>> classify_exclusion(["Incomplete right bundle branch block"], 100, "F") is None
     True
     """
@@ -99,7 +136,7 @@ def classify_exclusion(statements: Iterable[str] | str | None, qrs_ms=None, sex=
     for rule in EXCLUSION_RULES:
         if rule.kind == "statement":
             for original, text in current:
-                if text and any(rx.search(text) for rx in _COMPILED[rule.key]):
+                if text and any(_affirmed_match(rx, text) for rx in _COMPILED[rule.key]):
                     return rule.key, f"statement {original.strip()!r}"
         elif rule.kind == "qrs":
             if q is not None and q >= rule.min_qrs_ms:

@@ -51,7 +51,7 @@ MANIFEST_SCHEMA: tuple[ColumnSpec, ...] = (
                description="The ECG file (any format elvmass reads); relative paths resolve against the manifest's folder."),
     ColumnSpec("ecg_datetime", "datetime", False, "ISO 8601",
                description="ECG acquisition date and time, YYYY-MM-DD[THH:MM[:SS]]."),
-    ColumnSpec("lvm_g", "number", True, "g", 30, 600, "grams of LV mass, not LVMI in g/m²",
+    ColumnSpec("lvm_g", "number", True, "g", 30, 600, "grams of LV mass (not kilograms, not LVMI in g/m²)",
                description="Imaging-derived left ventricular mass."),
     ColumnSpec("lvm_source", "source", True, "ct|mr|echo",
                description="Modality that measured LVM: ct, mr or echo (aliases: mri, cmr -> mr; tte -> echo)."),
@@ -87,6 +87,35 @@ IMAGING_OPTIONAL_COLUMNS: tuple[str, ...] = ("height_cm", "weight_kg", "sex", "a
 _TEXT_COLUMNS = ("patient_id", "ecg_path", "ecg_datetime", "lvm_source", "imaging_datetime", "sex")
 _SEX_WORDS = {"m": "M", "male": "M", "f": "F", "female": "F"}
 _SOURCE_WORDS = {"ct": "ct", "mr": "mr", "mri": "mr", "cmr": "mr", "echo": "echo", "tte": "echo"}
+
+
+#: Unit mix-ups worth naming when a number is out of range: (factor to the column's unit, the unit it
+#: would then be in). ``unit_hint("height_cm", 69)`` says 69 inches = 175 cm.
+UNIT_MIXUPS: dict[str, tuple[tuple[float, str], ...]] = {
+    "lvm_g": ((1000.0, "kilograms"),),
+    "height_cm": ((100.0, "metres"), (2.54, "inches")),
+    "weight_kg": ((0.45359237, "pounds"),),
+    "qrs_ms": ((1000.0, "seconds"),),
+}
+
+
+def unit_hint(name: str, value: float) -> str:
+    """Why an out-of-range number may be in another unit, or the column's fixed hint.
+
+    >>> unit_hint("lvm_g", 0.15)
+    '0.15 looks like kilograms (= 150 g); write grams of LV mass'
+    >>> unit_hint("height_cm", 69)
+    '69 looks like inches (= 175 cm); write centimetres'
+    >>> unit_hint("age_years", 200)
+    'expected age in whole or decimal years'
+    """
+    spec = SCHEMA_BY_NAME[name]
+    for factor, unit in UNIT_MIXUPS.get(name, ()):
+        y = float(value) * factor
+        if spec.lo is not None and spec.lo <= y <= spec.hi:
+            wanted = {"g": "grams of LV mass", "cm": "centimetres", "kg": "kilograms", "ms": "milliseconds"}[spec.unit]
+            return f"{_fmt_num(float(value))} looks like {unit} (= {y:.0f} {spec.unit}); write {wanted}"
+    return f"expected {spec.hint}" if spec.hint else ""
 
 
 def schema_markdown() -> str:
@@ -259,4 +288,4 @@ def normalize_lvm_source(value) -> tuple[str | None, str | None]:
     return None, f"unknown lvm_source {str(value).strip()!r} (use ct, mr or echo)"
 
 
-__all__ = ['ColumnSpec', 'DERIVED_COLUMNS', 'DEVICE_MEASUREMENT_COLUMNS', 'IMAGING_OPTIONAL_COLUMNS', 'IMAGING_REQUIRED_COLUMNS', 'MANIFEST_COLUMNS', 'MANIFEST_SCHEMA', 'REQUIRED_COLUMNS', 'SCHEMA_BY_NAME', 'read_manifest', 'resolve_ecg_path', 'schema_markdown', 'text_cells', 'write_manifest', 'normalize_lvm_source', 'normalize_sex']
+__all__ = ['ColumnSpec', 'DERIVED_COLUMNS', 'DEVICE_MEASUREMENT_COLUMNS', 'IMAGING_OPTIONAL_COLUMNS', 'IMAGING_REQUIRED_COLUMNS', 'MANIFEST_COLUMNS', 'MANIFEST_SCHEMA', 'REQUIRED_COLUMNS', 'SCHEMA_BY_NAME', 'read_manifest', 'resolve_ecg_path', 'schema_markdown', 'text_cells', 'unit_hint', 'UNIT_MIXUPS', 'write_manifest', 'normalize_lvm_source', 'normalize_sex']

@@ -17,6 +17,7 @@ from elvmass.cohort.device import fill_device_measurements
 from elvmass.cohort.schema import (
     MANIFEST_SCHEMA,
     REQUIRED_COLUMNS,
+    SCHEMA_BY_NAME,
     ColumnSpec,
     _ecg_file_exists,
     _fmt_num,
@@ -25,6 +26,7 @@ from elvmass.cohort.schema import (
     normalize_sex,
     read_manifest,
     resolve_ecg_path,
+    unit_hint,
 )
 from elvmass.errors import ManifestError
 
@@ -80,8 +82,8 @@ def _parse_number(spec: ColumnSpec, value) -> tuple[float | None, str | None]:
     if not math.isfinite(x):
         return None, f"{spec.name} {value!r} is not a finite number"
     if spec.lo is not None and not (spec.lo <= x <= spec.hi):
-        return None, (f"{spec.name} {_fmt_num(x)} is outside {spec.range_text()} {spec.unit}"
-                      + (f" (expected {spec.hint})" if spec.hint else ""))
+        hint = unit_hint(spec.name, x) if spec.name in SCHEMA_BY_NAME else (f"expected {spec.hint}" if spec.hint else "")
+        return None, f"{spec.name} {_fmt_num(x)} is outside {spec.range_text()} {spec.unit}" + (f" ({hint})" if hint else "")
     return x, None
 
 
@@ -197,11 +199,67 @@ def validate_manifest(df: pd.DataFrame, *, base_dir=None, check_files: bool = Tr
     return ManifestValidation(valid=valid, problems=row_problems, n_rows=len(df))
 
 
+#: Demographic inputs of a prediction, checked against the manifest's ranges by :func:`check_demographics`.
+DEMOGRAPHIC_COLUMNS: tuple[str, ...] = ("age_years", "height_cm", "weight_kg")
+
+
+def demographic_problem(name: str, value) -> str | None:
+    """None when ``value`` is missing or within the manifest's plausible range for ``name``
+    (one of :data:`DEMOGRAPHIC_COLUMNS`), else the problem with the range and a unit hint.
+
+    >>> demographic_problem("height_cm", 175) is None, demographic_problem("height_cm", None) is None
+    (True, True)
+    >>> demographic_problem("height_cm", 1.75)
+    'height_cm 1.75 is outside 120 – 220 cm (1.75 looks like metres (= 175 cm); write centimetres)'
+    """
+    spec = SCHEMA_BY_NAME[name]
+    optional = ColumnSpec(spec.name, spec.kind, False, spec.unit, spec.lo, spec.hi, spec.hint)
+    return _parse_number(optional, value)[1]
+
+
+def check_demographics(*, age_years=None, sex=None, height_cm=None, weight_kg=None) -> dict:
+    """The one plausibility check of demographics a caller gives (command-line options, keyword
+    arguments, service request fields): the manifest's ranges and unit hints
+    (:data:`~elvmass.cohort.schema.MANIFEST_SCHEMA`), sex as for the manifest.
+
+    Returns ``{"age_years", "sex", "height_cm", "weight_kg"}`` (floats, 'M'/'F', None where not
+    given); raises :class:`~elvmass.errors.InputValueError` naming every bad value.
+
+    >>> check_demographics(sex="female", height_cm="170")
+    {'age_years': None, 'sex': 'F', 'height_cm': 170.0, 'weight_kg': None}
+    >>> check_demographics(age_years=-5, weight_kg=500)
+    Traceback (most recent call last):
+    ...
+    elvmass.errors.InputValueError: age_years -5 is outside 18 – 110 years (expected age in whole or decimal years); weight_kg 500 is outside 30 – 250 kg (500 looks like pounds (= 227 kg); write kilograms)
+    """
+    from elvmass.errors import InputValueError
+
+    out: dict = {}
+    problems: list[str] = []
+    for name, value in (("age_years", age_years), ("height_cm", height_cm), ("weight_kg", weight_kg)):
+        why = demographic_problem(name, value)
+        if why:
+            problems.append(why)
+            out[name] = None
+        else:
+            out[name] = None if _is_missing(value) else float(value)
+    if _is_missing(sex):
+        out["sex"] = None
+    else:
+        s, why = normalize_sex(sex)
+        if why:
+            problems.append(why)
+        out["sex"] = s
+    if problems:
+        raise InputValueError("; ".join(problems))
+    return {k: out[k] for k in ("age_years", "sex", "height_cm", "weight_kg")}
+
+
 def load_manifest(path, *, check_files: bool = True, on_problem: str = "raise", bsa_formula: str = "mosteller",
                   cutoffs: LVHCutoffs = LVHCutoffs(), fill_from_ecg: bool = False) -> pd.DataFrame:
     """Read, validate and derive in one call: what an analysis wants from a manifest file.
 
-    ``ecg_path`` comes back absolute. ``on_problem="raise"`` raises :class:`ManifestError` listing
+    ``ecg_path`` comes back absolute. A file without data rows raises :class:`ManifestError`. ``on_problem="raise"`` raises :class:`ManifestError` listing
     every bad row; ``"drop"`` keeps only the valid rows. ``fill_from_ecg`` fills empty QRS/axis
     cells from each file's device measurements (:func:`fill_device_measurements`).
     """
@@ -210,6 +268,8 @@ def load_manifest(path, *, check_files: bool = True, on_problem: str = "raise", 
     path = Path(path)
     base = path.resolve().parent
     df = read_manifest(path)
+    if len(df) == 0:
+        raise ManifestError(f"{path}: the manifest has no data rows (only a header)")
     checked = validate_manifest(df, base_dir=base, check_files=check_files)
     if checked.problems and on_problem == "raise":
         lines = "; ".join(str(p) for p in checked.problems[:20])
@@ -222,4 +282,4 @@ def load_manifest(path, *, check_files: bool = True, on_problem: str = "raise", 
     return add_derived_columns(valid, bsa_formula=bsa_formula, cutoffs=cutoffs)
 
 
-__all__ = ['ManifestValidation', 'RowProblem', 'load_manifest', 'validate_manifest']
+__all__ = ['DEMOGRAPHIC_COLUMNS', 'check_demographics', 'demographic_problem', 'ManifestValidation', 'RowProblem', 'load_manifest', 'validate_manifest']
