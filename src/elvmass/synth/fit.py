@@ -91,6 +91,8 @@ def _one(rec):
         "resid_mv": resid,
         "wander_mv": wander,
         "source": f"{rec.source}:{rec.record_id}",
+        "sokolow_mv": float(a.criteria.get("sokolow_lyon_mv", math.nan)),
+        "cornell_mv": float(a.criteria.get("cornell_voltage_mv", math.nan)),
     }
 
 
@@ -118,6 +120,8 @@ def fit_library(shared=None, out: Path = LIBRARY_PATH, *, progress=None) -> dict
         resid_mv=np.array([r["resid_mv"] for r in rows], dtype=np.float32),
         wander_mv=np.array([r["wander_mv"] for r in rows], dtype=np.float32),
         source=np.array([r["source"] for r in rows]),
+        sokolow_mv=np.array([r["sokolow_mv"] for r in rows], dtype=np.float32),
+        cornell_mv=np.array([r["cornell_mv"] for r in rows], dtype=np.float32),
         fs_hz=np.float32(LIB_FS_HZ),
         before_s=np.float32(BEFORE_S),
     )

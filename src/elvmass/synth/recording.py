@@ -220,14 +220,20 @@ def simulate_recording(rng: np.random.Generator, ph: Phenotype, model: Recording
         eight[2:] = LEAD_MATRIX[6:] @ vcg.T
         mean_rr_ms = float(np.mean(np.diff(times))) * 1000.0
         beat, r_idx, _, _ = _real_beat(ph, mean_rr_ms, fs, rotation, gain, drop_p=af)
+        from elvmass.synth.templates import crossfade_weights
+
         wn = beat.shape[1]
-        for tb, k, g in zip(times, kinds, resp):
+        gaps = np.diff(times) * 1000.0
+        for i, (tb, k, g) in enumerate(zip(times, kinds, resp)):
             if k == "pvc":
                 continue
             a = int(round(tb * fs)) - r_idx
             lo, hi = max(a, 0), min(a + wn, n)
             if hi > lo:
-                eight[:, lo:hi] += float(g) * beat[:, lo - a : hi - a]
+                rr_prev = gaps[i - 1] if i > 0 else rr_ms
+                rr_next = gaps[i] if i < len(gaps) else rr_ms
+                w = crossfade_weights(wn, r_idx, fs, rr_prev, rr_next)
+                eight[:, lo:hi] += float(g) * (beat * w[None, :])[:, lo - a : hi - a]
     else:
         waves = [beat_waves(ph, float(rr), kind=k, rotation=rotation, gain=gain * float(g)) for rr, k, g in zip(rrs, kinds, resp)]
         vcg = render_dipole(times, waves, n, fs)

@@ -136,9 +136,9 @@ def warp_beat(beat: np.ndarray, index: int, fs_hz: float, *, pr_ms: float, qrs_m
     """Time-warp a library-timed beat (8, L) to the target PR, QRS and QT (QRS onset to T offset), at ``fs_hz``.
 
     Returns ``(leads (8, n), r_index, fiducials_ms)``: ``n = (before_ms + after_ms) * fs_hz``, the R peak
-    at ``before_ms``; fiducials (p_on, qrs_on, qrs_off, t_off) in ms from the window start. Outside
-    P onset - 60 ms .. T offset + 60 ms the beat tapers to zero, so beats can be summed along a
-    recording; with ``drop_p`` the P wave is removed (atrial fibrillation).
+    at ``before_ms``; fiducials (p_on, qrs_on, qrs_off, t_off) in ms from the window start. Beyond the
+    library window the beat tapers to zero over 30 ms, so beats can be cross-faded along a
+    recording (:func:`crossfade_weights`); with ``drop_p`` the P wave is removed (atrial fibrillation).
     """
     lib = beat_library()
     p_on, q_on, r, q_off, t_off = lib.fid_ms[index]
@@ -154,12 +154,25 @@ def warp_beat(beat: np.ndarray, index: int, fs_hz: float, *, pr_ms: float, qrs_m
     left, right = out_t < tgt[0], out_t > tgt[-1]
     s_of_t[left] = src[0] - (tgt[0] - out_t[left])
     s_of_t[right] = src[-1] + (out_t[right] - tgt[-1])
-    lo = (p_on - 60.0) if not drop_p else (q_on - 40.0)
-    taper = _smooth_step(s_of_t, lo - 30.0, lo) * (1.0 - _smooth_step(s_of_t, t_off + 60.0, t_off + 100.0))
+    # the template keeps its own content (TP segment, U wave, the neighbours' tails as recorded) up to its
+    # window's edges; the recording cross-fades consecutive beats in the TP segment (see crossfade_weights)
+    edge = _smooth_step(s_of_t, src_t[0], src_t[0] + 30.0) * (1.0 - _smooth_step(s_of_t, src_t[-1] - 30.0, src_t[-1]))
+    taper = edge
+    if drop_p:
+        taper = taper * _smooth_step(s_of_t, q_on - 70.0, q_on - 40.0)
     taper[(s_of_t < src_t[0]) | (s_of_t > src_t[-1])] = 0.0
     out = np.stack([np.interp(s_of_t, src_t, lead, left=0.0, right=0.0) for lead in beat]) * taper[None, :]
     fid = {"p_on": T_qon - pr_ms, "qrs_on": T_qon, "qrs_off": T_qon + qrs_ms, "t_off": T_qon + qt_ms}
     return out, int(round(before_ms * fs_hz / 1000.0)), fid
+
+
+def crossfade_weights(n: int, r_index: int, fs_hz: float, rr_prev_ms: float, rr_next_ms: float, fade_ms: float = 40.0) -> np.ndarray:
+    """Weights (n,) of one beat in a recording: 1 from 40 % of the previous RR before its R peak to 60 % of
+    the next RR after it (both in the TP segment), raised-cosine cross-fades of ``fade_ms`` there, so
+    consecutive beats' weights sum to one where they overlap."""
+    t = (np.arange(n) - r_index) * 1000.0 / fs_hz
+    a, b = -0.4 * rr_prev_ms, 0.6 * rr_next_ms
+    return _smooth_step(t, a - fade_ms / 2, a + fade_ms / 2) * (1.0 - _smooth_step(t, b - fade_ms / 2, b + fade_ms / 2))
 
 
 def place_rotation(beat: np.ndarray, rotation: np.ndarray | None, gain: float) -> np.ndarray:
@@ -169,4 +182,4 @@ def place_rotation(beat: np.ndarray, rotation: np.ndarray | None, gain: float) -
     return beat * gain
 
 
-__all__ = ["BeatLibrary", "LIBRARY_PATH", "beat_library", "choose_template", "patient_beat", "place_rotation", "warp_beat"]
+__all__ = ["BeatLibrary", "LIBRARY_PATH", "beat_library", "choose_template", "crossfade_weights", "patient_beat", "place_rotation", "warp_beat"]
