@@ -86,6 +86,10 @@ class PhenotypeModel:
     # cohort to those of the fit part of the real records (Sokolow-Lyon 1.74 mV; QRS and QT as measured)
     template_voltage_gain: float = 1.3
     template_qrs_offset_ms: float = -2.0
+    # the template's own voltage is shrunk toward its sex's median by this power, so that LV mass (and not
+    # the template's unknown real person) carries part of the voltage variance: exp(-shrink*log(M/M_sex))
+    template_voltage_shrink: float = 0.4
+    template_mass_exponent: float = 1.0
     template_qt_offset_ms: float = -10.0
 
 
@@ -192,7 +196,9 @@ def sample_phenotype(rng: np.random.Generator, patient: dict, mass: dict, model:
         t_qt = float(f[4] - f[1])
         person_t = math.exp(rng.normal(0.0, model.template_person_sd))
         # the template carries its own person's voltage; mass, habitus and the extra person factor go on top
-        scale = model.template_voltage_gain * math.exp(model.voltage_mass_exponent * log_mass) * habitus * person_t
+        same = lib.female == (not male)
+        shrink = math.exp(-model.template_voltage_shrink * math.log(lib.qrs_mag_mv[k] / float(np.median(lib.qrs_mag_mv[same]))))
+        scale = model.template_voltage_gain * shrink * math.exp(model.template_mass_exponent * log_mass) * habitus * person_t
         q_ms = float(np.clip(t_qrs + model.template_qrs_offset_ms + model.qrs_ms_per_g * (lvm - REF_LVM_G[sex]) + 0.08 * (patient["height_cm"] - (168.0 if male else 157.0))
                              + rng.normal(0.0, model.template_qrs_sd_ms), 62.0, 116.0))
         hr_t = float(np.clip(lib.hr_bpm[k] * math.exp(rng.normal(0.0, model.template_hr_logsd)), 46.0, 110.0))

@@ -60,6 +60,8 @@ class BeatLibrary:
     wander_mv: np.ndarray
     qrs_mag_mv: np.ndarray  # maximal spatial QRS magnitude (inverse Dower VCG)
     source: np.ndarray
+    sokolow_mv: np.ndarray  # Sokolow-Lyon and Cornell voltage of the source record, by elvmass.signal
+    cornell_mv: np.ndarray
     fs_hz: float
     before_s: float
 
@@ -80,6 +82,7 @@ def beat_library(path: str | None = None) -> BeatLibrary:
         beats_mv=beats, fid_ms=fid, hr_bpm=z["hr_bpm"].astype(np.float64), female=z["female"].astype(bool),
         age_years=z["age_years"].astype(np.float64), resid_mv=z["resid_mv"].astype(np.float64),
         wander_mv=z["wander_mv"].astype(np.float64), qrs_mag_mv=np.asarray(mags), source=z["source"],
+        sokolow_mv=z["sokolow_mv"].astype(np.float64), cornell_mv=z["cornell_mv"].astype(np.float64),
         fs_hz=fs, before_s=float(z["before_s"]),
     )
 
