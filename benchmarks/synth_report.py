@@ -18,6 +18,30 @@ from elvmass.synth import SynthConfig, generate_cohort
 from elvmass.synth.report import format_report, synth_report
 
 
+def speed_ratio(k: int, profile: str) -> str:
+    """Time simulate_patient on k patients with the real-beat templates and with the dipole model (its peer),
+    in the same run, so the ratio holds under whatever load the machine has."""
+    import dataclasses
+
+    from elvmass.synth import cohort as c
+
+    cfg = SynthConfig(n=k, seed=0, profile=profile)
+    times = {}
+    orig = c.PROFILES[profile]
+    for name, use in (("templates", True), ("dipole", False)):
+        c.PROFILES[profile] = dataclasses.replace(orig, phenotype=dataclasses.replace(orig.phenotype, use_templates=use))
+        try:
+            c.simulate_patient(0, cfg)  # warm caches (library load)
+            t0 = time.perf_counter()
+            for i in range(k):
+                c.simulate_patient(i, cfg)
+            times[name] = time.perf_counter() - t0
+        finally:
+            c.PROFILES[profile] = orig
+    return (f"simulate_patient x{k}: templates {times['templates']:.2f} s, dipole {times['dipole']:.2f} s, "
+            f"ratio {times['templates'] / times['dipole']:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1459)
@@ -26,7 +50,11 @@ def main() -> None:
     ap.add_argument("--format", default="muse", choices=["muse", "wfdb"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--json", action="store_true", help="also print the report as one JSON line")
+    ap.add_argument("--speed-peer", type=int, default=100,
+                    help="also time this many patients with the old Gaussian-wave dipole morphology (0: skip)")
     args = ap.parse_args()
+    if args.speed_peer:
+        print(speed_ratio(args.speed_peer, args.profile))
     t0 = time.perf_counter()
     out = generate_cohort(SynthConfig(n=args.n, seed=args.seed, profile=args.profile), args.out, fmt=args.format)
     t_gen = time.perf_counter() - t0

@@ -32,7 +32,7 @@ measurement table (Zheng et al. 2020, shared/data/chapman) and standard VCG refe
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -75,6 +75,22 @@ class PhenotypeModel:
     p_rbbb: float = 0.013
     p_paced: float = 0.004
     p_af_patient: float = 0.02
+    # Real-beat morphology (elvmass.synth.templates): the template supplies the person's natural
+    # voltage, axes and intervals; these add what LV mass and body size change on top of it.
+    use_templates: bool = True
+    template_person_sd: float = 0.12  # extra person voltage factor (log SD) on top of the template's own
+    template_qrs_sd_ms: float = 2.5
+    template_hr_logsd: float = 0.07
+    template_qtc_sd_ms: float = 6.0
+    # fitted (elvmass.synth.fit, then one synthetic run): bring the pipeline-measured medians of the synthetic
+    # cohort to those of the fit part of the real records (Sokolow-Lyon 1.74 mV; QRS and QT as measured)
+    template_voltage_gain: float = 1.3
+    template_qrs_offset_ms: float = -2.0
+    # the template's own voltage is shrunk toward its sex's median by this power, so that LV mass (and not
+    # the template's unknown real person) carries part of the voltage variance: exp(-shrink*log(M/M_sex))
+    template_voltage_shrink: float = 0.4
+    template_mass_exponent: float = 1.0
+    template_qt_offset_ms: float = -10.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,10 @@ class Phenotype:
     pr_ms: float
     qtc_ms: float
     hr_bpm: float
+    template: int = -1  # index into the real-beat library (-1: Gaussian-wave dipole model)
+    qrs_scale: float = 1.0  # QRS voltage factor applied to the template
+    axis_shift_deg: float = 0.0  # frontal QRS rotation imposed by the mass excess
+    posterior_shift_deg: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -165,7 +185,36 @@ def sample_phenotype(rng: np.random.Generator, patient: dict, mass: dict, model:
         conduction = "normal"
     af_prone = bool(rng.random() < model.p_af_patient * (1.0 + 0.04 * max(0.0, patient["age_years"] - 60.0)))
 
-    return Phenotype(
+    fields: dict = {}
+    if model.use_templates and conduction == "normal":
+        from elvmass.synth.templates import beat_library, choose_template
+
+        lib = beat_library()
+        k = choose_template(rng, sex, patient["age_years"])
+        f = lib.fid_ms[k]
+        t_qrs = float(f[3] - f[1])
+        t_qt = float(f[4] - f[1])
+        person_t = math.exp(rng.normal(0.0, model.template_person_sd))
+        # the template carries its own person's voltage; mass, habitus and the extra person factor go on top
+        same = lib.female == (not male)
+        shrink = math.exp(-model.template_voltage_shrink * math.log(lib.qrs_mag_mv[k] / float(np.median(lib.qrs_mag_mv[same]))))
+        scale = model.template_voltage_gain * shrink * math.exp(model.template_mass_exponent * log_mass) * habitus * person_t
+        q_ms = float(np.clip(t_qrs + model.template_qrs_offset_ms + model.qrs_ms_per_g * (lvm - REF_LVM_G[sex]) + 0.08 * (patient["height_cm"] - (168.0 if male else 157.0))
+                             + rng.normal(0.0, model.template_qrs_sd_ms), 62.0, 116.0))
+        hr_t = float(np.clip(lib.hr_bpm[k] * math.exp(rng.normal(0.0, model.template_hr_logsd)), 46.0, 110.0))
+        qtc_t = (t_qt + model.template_qt_offset_ms) / (60.0 / lib.hr_bpm[k]) ** (1.0 / 3.0)  # Fridericia, at the template's own rate
+        fields = {
+            "template": k,
+            "qrs_scale": round(scale, 5),
+            "qrs_mv": round(float(lib.qrs_mag_mv[k]) * scale, 5),
+            "voltage_factor": round(person_t, 5),
+            "qrs_ms": round(q_ms, 2),
+            "axis_shift_deg": round(float(np.clip(model.axis_per_log_mass * log_excess, -25.0, 25.0)), 2),
+            "posterior_shift_deg": round(float(np.clip(model.elevation_per_log_mass * log_excess, -20.0, 20.0)), 2),
+            "hr_bpm": round(hr_t, 2),
+            "qtc_ms": round(float(np.clip(qtc_t + 0.3 * (q_ms - t_qrs) + 12.0 * strain_degree + rng.normal(0.0, model.template_qtc_sd_ms), 360.0, 500.0)), 2),
+        }
+    ph = Phenotype(
         sex=sex,
         conduction=conduction,
         af_prone=af_prone,
@@ -193,6 +242,7 @@ def sample_phenotype(rng: np.random.Generator, patient: dict, mass: dict, model:
         qtc_ms=round(float(np.clip(rng.normal(412.0 if male else 422.0, 18.0) + 0.3 * (qrs_ms - 90.0) + 12.0 * strain_degree, 360.0, 500.0)), 2),
         hr_bpm=round(float(np.clip(rng.normal(68.0 if male else 72.0, 10.0), 48.0, 105.0)), 2),
     )
+    return replace(ph, **fields) if fields else ph
 
 
 def _row(centre: float, width: float, vec: np.ndarray) -> list[float]:
