@@ -215,6 +215,7 @@ def _worker(conn, max_rss_mb: float) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ValueError, OSError):
         pass
+    start_rss = _rss_mb()  # what the forked worker inherited from its parent (a test run holds torch etc.)
     while True:
         msg = conn.recv()
         if msg is None:
@@ -224,7 +225,8 @@ def _worker(conn, max_rss_mb: float) -> None:
         c0 = time.process_time()
         outcome = judge(path)
         # the case's time: CPU seconds of this process (wall time on a shared machine measures the others)
-        conn.send((*outcome, time.process_time() - c0, _rss_mb()))
+        rss = _rss_mb()
+        conn.send((*outcome, time.process_time() - c0, rss, rss - start_rss))
 
 
 class Runner:
@@ -261,11 +263,11 @@ class Runner:
                     return self.conn.recv()
                 except EOFError:
                     self.restart()
-                    return ("failure", "WorkerDied", "the reader killed its process", time.perf_counter() - t0, 0.0)
+                    return ("failure", "WorkerDied", "the reader killed its process", time.perf_counter() - t0, 0.0, 0.0)
             cpu, wall = self._cpu_s() - cpu0, time.perf_counter() - t0
             if cpu > timeout or wall > wall_cap:
                 self.restart()
-                return ("failure", "Hang", f"no answer after {cpu:.1f} s CPU / {wall:.1f} s wall", wall, 0.0)
+                return ("failure", "Hang", f"no answer after {cpu:.1f} s CPU / {wall:.1f} s wall", wall, 0.0, 0.0)
 
     def restart(self):
         self.proc.kill()
@@ -320,7 +322,7 @@ def campaign(cases: int = 300, seed: int = 0, budget_s: float | None = None, for
     runner = Runner(max_rss_mb)
     report: dict = {"seed": seed, "timeout_s": TIMEOUT_S, "formats": {}, "failures": []}
     slowest = (0.0, None)
-    peak_rss = 0.0
+    peak_rss = peak_growth = 0.0
     try:
         for fmt in formats:
             seeds = all_seeds[fmt]
@@ -336,12 +338,13 @@ def campaign(cases: int = 300, seed: int = 0, budget_s: float | None = None, for
                 ops = draw_case(seeds, rng)
                 _write(workdir, apply_ops(seeds, ops))
                 result = runner.run(workdir / entry)
-                kind, exc_type, message, elapsed, rss = result
+                kind, exc_type, message, elapsed, rss, growth = result
                 n += 1
                 outcomes[kind] += 1
                 if exc_type:
                     exceptions[exc_type] += 1
                 peak_rss = max(peak_rss, rss)
+                peak_growth = max(peak_growth, growth)
                 if elapsed > slowest[0]:
                     slowest = (elapsed, {"format": fmt, "case": i, "ops": ops, "outcome": kind, "exception": exc_type})
                 if kind == "failure":
@@ -359,6 +362,7 @@ def campaign(cases: int = 300, seed: int = 0, budget_s: float | None = None, for
         shutil.rmtree(workdir, ignore_errors=True)
     report["slowest_case"] = {"seconds": round(slowest[0], 3), **(slowest[1] or {})}
     report["peak_worker_rss_mb"] = round(peak_rss, 1)
+    report["peak_worker_growth_mb"] = round(peak_growth, 1)  # above what the worker inherited when forked
     return report
 
 
