@@ -6,7 +6,7 @@ Each sub-command lives in its own module and registers itself on the shared app.
 from __future__ import annotations
 
 from elvmass.cli._app import app
-from elvmass.cli import inspect_cmd, cohort_cmd, beats_cmd, synth_cmd, study_cmd, serve_cmd  # noqa: F401  (each registers its commands)
+from elvmass.cli import inspect_cmd, cohort_cmd, beats_cmd, synth_cmd, study_cmd, serve_cmd, explain_cmd  # noqa: F401  (each registers its commands)
 
 
 def main() -> None:
