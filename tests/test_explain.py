@@ -45,9 +45,10 @@ def _beats(target: str, seed: int = 0):
     if target == "qrs_v1v3":
         drive = qrs_amp[:, 6:9].mean(axis=1)
         lvm = 60.0 + 120.0 * drive
-    else:
-        drive = t_amp[:, 0:6].mean(axis=1)
-        lvm = 60.0 + 300.0 * drive
+    else:  # one T amplitude shared by the limb leads (a strong, learnable signal), precordial T random
+        drive = rng.uniform(0.1, 0.9, N)
+        t_amp[:, 0:6] = drive[:, None]
+        lvm = 60.0 + 200.0 * drive
     views = (0.1 * _gauss(t_ms, 255, 20)[None, None, :]
              + qrs_amp[:, :, None] * _gauss(t_ms, 355, 12)[None, None, :]
              + t_amp[:, :, None] * _gauss(t_ms, 530, 35)[None, None, :]

@@ -25,6 +25,7 @@ def explain(
     ECG's total; a file that cannot be read or has no usable beat is one error line (exit status 1)."""
     from elvmass import read_ecg
     from elvmass.bundle import load_bundle
+    from elvmass.predict import predict_record
     from elvmass.explain import METHODS, SEGMENTS, plot_saliency, saliency_for_record
 
     if method not in METHODS:
@@ -46,8 +47,10 @@ def explain(
         try:
             rec = read_ecg(p)
             sx = sex if sex is not None else rec.patient.sex
-            name = bundle.model_for_sex(sx)
-            r = saliency_for_record(bundle, rec, model=name, method=method, sex=sx)
+            pred = predict_record(bundle, rec, path=str(p), sex=sx)  # the estimate and flags of `elvmass predict`
+            r = saliency_for_record(bundle, rec, model=pred.model, method=method, sex=sx)
+            r["lvm_g"] = pred.lvm_g
+            r["flags"] = list(dict.fromkeys([*pred.flags, *r["flags"]]))
         except ECGReadError as exc:
             report_error(str(exc))
             n_err += 1
