@@ -17,8 +17,8 @@ from scipy.stats import spearmanr
 from elvmass.cohort import add_derived_columns
 from elvmass.evaluate.splits import Split
 from elvmass.experiments.study import make_preset
-from elvmass.explain import (SEGMENTS, gradient_saliency, masks_from_fiducials, saliency_table, segment_shares,
-                             write_table_3)
+from elvmass.explain import (SEGMENTS, fold_saliency, gradient_saliency, masks_from_fiducials, saliency_table,
+                             segment_shares, write_table_3)
 from elvmass.features import PARAM_INPUTS, CohortData
 from elvmass.models.elvmassnet_spec import ElvmassNetSpec
 
@@ -181,3 +181,47 @@ def test_explain_cli_on_real_muse_files(trained_bundle, shared_data, tmp_path):
     err = [x for x in res.stderr.splitlines() if "corrupt.xml" in x]
     assert len(err) == 1
     assert png.exists() and png.stat().st_size > 10_000
+
+
+def test_captum_methods_agree_on_the_known_answer(qrs_model):
+    """SmoothGrad and Integrated Gradients (Captum) on the V1-V3 QRS model: same shape, non-negative, and
+    PL x QRS is still the largest cell."""
+    data, split, fitted, masks = qrs_model
+    rows = split.test[:10]
+    for method in ("smoothgrad", "integrated_gradients"):
+        sal = gradient_saliency(fitted, data, rows, method=method)
+        assert sal.shape == (10, 12, data.views(fitted.spec.signal).shape[-1]) and (sal >= 0).all()
+        cells = {(s, g): np.mean([segment_shares(x, masks).pct[s][g] for x in sal]) for s in SEGMENTS
+                 for g in ("ll", "pl")}
+        print(method, "PL x QRS", round(cells[("qrs", "pl")], 1))
+        assert max(cells, key=cells.get) == ("qrs", "pl"), method
+
+
+def test_fold_saliency_table_and_service_dict_on_the_synthetic_cohort(trained_bundle, shared_data, tmp_path):
+    """The study path: fold_saliency on real (synthetic-file) ECGs with their own fiducials -> Table 3;
+    and saliency_for_record gives the JSON-ready dict the HTTP service sends to its page."""
+    from elvmass import read_ecg
+    from elvmass.bundle import load_bundle
+    from elvmass.experiments.study import load_study_manifest
+    from elvmass.explain import saliency_for_record
+    from elvmass.features import cohort_data
+
+    bundle = load_bundle(trained_bundle)
+    df, _ = load_study_manifest(trained_bundle.parent / "manifest.csv")
+    data = cohort_data(df.head(18), bundle.signal_config, cache_dir=trained_bundle.parent / ".elvmass-cache")
+    rows = np.arange(len(data))
+    cases = fold_saliency(data, [(n, 0, bundle.fitted[n], rows) for n in bundle.model_names])
+    assert set(cases.population) >= {"all", "M", "F"} and len(cases) == len(rows) * len(bundle.model_names)
+    known = cases[cases.missing == ""]
+    assert len(known) > 0.8 * len(cases)  # synthetic ECGs: fiducials found in almost every beat
+    cells = known[[f"{s}_{g}" for s in SEGMENTS for g in ("ll", "pl")]].sum(axis=1) + known.unassigned_pct
+    np.testing.assert_allclose(cells, 100.0, atol=1e-6)
+    table = saliency_table(cases, per_tertile=2, seed=0)
+    csv, md = write_table_3(table, tmp_path)
+    assert "population M" in md.read_text()
+
+    rec = read_ecg(sorted((shared_data / "vendor" / "ge-muse-xml").glob("*.xml"))[0])
+    s = saliency_for_record(bundle, rec, model="elvmassnet")
+    json.dumps(s)  # plain JSON, as the service sends it
+    assert np.asarray(s["lead_time"]).shape == (12, bundle.signal_config.view_length)
+    assert sum(s["segment_shares"].values()) == pytest.approx(1.0, abs=0.01)

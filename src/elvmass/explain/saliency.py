@@ -76,28 +76,28 @@ def saliency_of_inputs(net, scale_g: float, ecg, demographics, params, method: s
             d = torch.from_numpy(np.ascontiguousarray(demographics[s:s + batch_size], np.float32))
             p = torch.from_numpy(np.ascontiguousarray(params[s:s + batch_size], np.float32))
 
-            def f(xx, dd=d, pp=p):
-                n = xx.shape[0] // dd.shape[0] if dd.shape[0] else 1
-                return net(xx, dd.repeat(n, 1), pp.repeat(n, 1)) * scale_g
+            def f(xx, dd, pp):  # demographics/params go to Captum as additional_forward_args: it expands them
+                return net(xx, dd, pp) * scale_g
 
             if method == "gradient":
                 xx = x.clone().requires_grad_(True)
-                (g,) = torch.autograd.grad(f(xx).sum(), xx)
+                (g,) = torch.autograd.grad(f(xx, d, p).sum(), xx)
                 out.append(g.abs().numpy())
             elif method == "smoothgrad":
                 from captum.attr import NoiseTunnel, Saliency
 
                 sd = float(noise * (x.amax() - x.amin()).clamp_min(1e-6))
                 torch.manual_seed(seed)
-                nt = NoiseTunnel(Saliency(lambda xx: net(xx, d, p) * scale_g))
-                a = nt.attribute(x, nt_type="smoothgrad", nt_samples=n_samples, stdevs=sd, abs=True)
+                nt = NoiseTunnel(Saliency(f))
+                a = nt.attribute(x, nt_type="smoothgrad", nt_samples=n_samples, stdevs=sd, abs=True,
+                                 additional_forward_args=(d, p))
                 out.append(a.detach().abs().numpy())
             else:
                 from captum.attr import IntegratedGradients
 
-                ig = IntegratedGradients(lambda xx: net(xx, d.repeat(xx.shape[0] // len(d), 1),
-                                                        p.repeat(xx.shape[0] // len(p), 1)) * scale_g)
-                a = ig.attribute(x, baselines=torch.zeros_like(x), n_steps=steps, internal_batch_size=len(x))
+                ig = IntegratedGradients(f)
+                a = ig.attribute(x, baselines=torch.zeros_like(x), n_steps=steps, additional_forward_args=(d, p),
+                                 internal_batch_size=max(len(x), 1) * 8)
                 out.append(a.detach().abs().numpy())
     finally:
         net.train(was_training)
@@ -223,7 +223,9 @@ def saliency_for_record(bundle, record, model: str | None = None, method: str = 
     seg_frac = {s: round((sh.pct[s]["ll"] + sh.pct[s]["pl"]) / 100.0, 4) for s in SEGMENTS}
     return {
         "lvm_g": lvm, "model": name, "method": method, "fs_hz": float(cfg.out_fs_hz),
-        "lead_time": sal, "view": view,
+        # plain lists (JSON-ready for the service), 4 significant digits
+        "lead_time": [[float(f"{v:.4g}") for v in row] for row in sal],
+        "view": [[round(float(v), 4) for v in row] for row in view],
         "segments": {s: {g: round(sh.pct[s][g], 2) for g in LEAD_GROUP_ROWS} for s in SEGMENTS},
         "segment_shares": seg_frac, "unassigned_pct": round(sh.unassigned_pct, 2),
         "fiducials_ms": {k: (None if not math.isfinite(float(v)) else round(float(v), 1)) for k, v in a.fiducials_ms.items()},

@@ -11,7 +11,7 @@ version (5 cases per tertile) is drawn with ``numpy.random.default_rng(seed)``.
     ...         for s in SEGMENTS for l in ("ll", "pl")}) for g in range(90, 180, 10)]
     >>> t = saliency_table(pd.DataFrame(rows))
     >>> float(t.loc[("all", "all", "QRS"), "T1_PL"]), float(t.loc[("all", "all", "Total"), "T3_LL"])
-    100.0 0.0
+    (100.0, 0.0)
 """
 
 from __future__ import annotations
