@@ -225,3 +225,22 @@ def test_fold_saliency_table_and_service_dict_on_the_synthetic_cohort(trained_bu
     json.dumps(s)  # plain JSON, as the service sends it
     assert np.asarray(s["lead_time"]).shape == (12, bundle.signal_config.view_length)
     assert sum(s["segment_shares"].values()) == pytest.approx(1.0, abs=0.01)
+
+
+def test_protocol_hands_fold_models_to_fold_saliency(qrs_model):
+    """run_fold_task's on_fitted hook: the fold model the protocol would drop reaches fold_saliency,
+    which explains it on that fold's own test rows."""
+    from elvmass.experiments.protocol import ModelEntry, fold_tasks, run_fold_task
+    from elvmass.explain import FoldModels
+
+    data, _, fitted, masks = qrs_model
+    task = fold_tasks(data, [ModelEntry(fitted.spec)], n_folds=5)[0]
+    got = FoldModels()
+    res = run_fold_task(data, task, on_fitted=got.on_fitted)
+    assert len(got) == 1 and got[0][0] == res.name
+    np.testing.assert_array_equal(got[0][3], res.test_rows)
+    np.testing.assert_allclose(got[0][2].predict(data, res.test_rows), res.lvm_g)
+    cases = fold_saliency(data, got, masks=masks)
+    assert sorted(cases.row) == sorted(res.test_rows.tolist())
+    mean = cases[[f"{s}_{g}" for s in SEGMENTS for g in ("ll", "pl")]].mean()
+    assert mean.idxmax() == "qrs_pl"

@@ -22,9 +22,9 @@ from elvmass.explain.saliency import (  # noqa: F401
     LEAD_GROUP_ROWS, METHODS, SEGMENTS, SegmentShares, gradient_saliency, masks_from_fiducials,
     saliency_for_record, segment_shares,
 )
-from elvmass.explain.table import fold_saliency, saliency_table, write_table_3  # noqa: F401
+from elvmass.explain.table import FoldModels, fold_saliency, saliency_table, write_table_3  # noqa: F401
 from elvmass.explain.figure import plot_figure_4, plot_saliency  # noqa: F401
 
 __all__ = ["LEAD_GROUP_ROWS", "METHODS", "SEGMENTS", "SegmentShares", "gradient_saliency", "masks_from_fiducials",
-           "saliency_for_record", "segment_shares", "fold_saliency", "saliency_table", "write_table_3",
+           "saliency_for_record", "segment_shares", "FoldModels", "fold_saliency", "saliency_table", "write_table_3",
            "plot_figure_4", "plot_saliency"]

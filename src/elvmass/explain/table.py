@@ -27,13 +27,26 @@ ROW_LABELS = {"pr": "PR", "qrs": "QRS", "st_t": "ST-T", "tp": "TP"}
 TERTILES = ("T1", "T2", "T3")
 
 
-def fold_saliency(data, fold_models, *, signal=None, method: str = "gradient", population=None) -> pd.DataFrame:
+class FoldModels(list):
+    """Collects ``(name, fold, fitted, test_rows)`` from the protocol: pass ``collector.on_fitted`` to
+    ``functools.partial(elvmass.experiments.protocol.serial_runner, on_fitted=...)`` as the runner, then
+    ``fold_saliency(data, collector)``. Keeps only models with a gradient (networks)."""
+
+    def on_fitted(self, task, fitted) -> None:
+        if hasattr(fitted, "model") and hasattr(fitted, "inputs"):
+            self.append((task.entry.name, int(task.split.fold), fitted, np.asarray(task.split.test)))
+
+
+def fold_saliency(data, fold_models, *, signal=None, method: str = "gradient", population=None,
+                  masks=None) -> pd.DataFrame:
     """Saliency shares of each fold's model on its own out-of-fold test rows.
 
     ``fold_models``: iterable of ``(name, fold, fitted, test_rows)`` (or objects with those attributes,
     e.g. a protocol :class:`FoldResult` with a ``fitted`` attribute). ``population`` maps a model name to
     its population label (default: ``M``/``F`` for names ending ``_male``/``_female``, else ``all``).
     Models that are not networks (no gradient) are skipped. One row per (model, test case).
+    ``masks``: segment masks for every row, for a cohort without ECG files (generated views; else each
+    ECG's own fiducials are used).
     """
     out = []
     lvm = data.lvm_g
@@ -47,17 +60,12 @@ def fold_saliency(data, fold_models, *, signal=None, method: str = "gradient", p
         rows = np.asarray(rows, int)
         sig = signal or fitted.spec.signal
         sal = gradient_saliency(fitted, data, rows, method=method)
-        try:
-            analyses = data.analyses(sig)
-        except Exception:  # noqa: BLE001 - a cohort without ECG files (generated views) has no fiducials
-            analyses = None
+        analyses = None if masks is not None else data.analyses(sig)
         pop = (population or {}).get(name) if population else None
         if pop is None:
             pop = "M" if name.endswith("_male") else "F" if name.endswith("_female") else "all"
         for i, r in enumerate(rows):
-            if analyses is None:
-                continue
-            sh = segment_shares(sal[i], analyses[r])
+            sh = segment_shares(sal[i], masks if analyses is None else analyses[r])
             out.append(dict(model=name, population=pop, fold=int(fold), row=int(r), lvm_g=float(lvm[r]),
                             method=method, **sh.row()))
     return pd.DataFrame(out)
