@@ -244,3 +244,23 @@ def test_protocol_hands_fold_models_to_fold_saliency(qrs_model):
     assert sorted(cases.row) == sorted(res.test_rows.tolist())
     mean = cases[[f"{s}_{g}" for s in SEGMENTS for g in ("ll", "pl")]].mean()
     assert mean.idxmax() == "qrs_pl"
+
+
+@pytest.mark.slow
+def test_study_saliency_writes_table_3(trained_bundle, tmp_path):
+    """`elvmass study --saliency` (quick preset, sex-specific): table_3.{csv,md} from every network fold
+    model on its own out-of-fold cases, for the all, male and female populations."""
+    from typer.testing import CliRunner
+
+    from elvmass.cli import app
+
+    out = tmp_path / "study"
+    res = CliRunner().invoke(app, ["study", "--cohort", str(trained_bundle.parent / "manifest.csv"), "--out", str(out),
+                                   "--preset", "quick", "--sex-specific", "--saliency", "--quiet"])
+    assert res.exit_code == 0, res.output
+    t = pd.read_csv(out / "table_3.csv", index_col=[0, 1, 2])
+    assert set(t.index.get_level_values(0)) == {"all", "M", "F"}
+    cases = pd.read_csv(out / "saliency_cases.csv")
+    results = json.loads((out / "results.json").read_text())
+    assert len(cases[cases.population == "all"]) == results["n"]  # every out-of-fold case once
+    assert "saliency_s" in results

@@ -107,6 +107,8 @@ def study(
     models: str = typer.Option("", "--models", help="Extra models beside eLVMass-Net and demographics, comma-separated "
                                "(registered names or families, e.g. lvm_ai,ecg_ai,criteria_linear)."),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda (auto: CUDA when present)."),
+    saliency: bool = typer.Option(False, "--saliency", help="Also write table_3.{csv,md}: saliency by segment, lead group "
+                                  "and LVM tertile of every fold model on its own test cases."),
 ) -> None:
     """Run the cross-validated eLVMass-Net study protocol on a cohort and write a report."""
     from elvmass.experiments.study import run_study
@@ -115,7 +117,7 @@ def study(
     try:
         results = run_study(cohort, out, chosen, sex_specific=sex_specific, models=_model_names(models),
                             cache_dir=cache_dir, progress=not quiet and not json_out, log=None if quiet else _log,
-                            device=_check_device(device))
+                            device=_check_device(device), saliency=saliency)
     except (ElvmassError, ValueError) as exc:
         fail(str(exc))
     if json_out:
