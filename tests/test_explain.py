@@ -210,7 +210,8 @@ def test_fold_saliency_table_and_service_dict_on_the_synthetic_cohort(trained_bu
     df, _ = load_study_manifest(trained_bundle.parent / "manifest.csv")
     data = cohort_data(df.head(18), bundle.signal_config, cache_dir=trained_bundle.parent / ".elvmass-cache")
     rows = np.arange(len(data))
-    cases = fold_saliency(data, [(n, 0, bundle.fitted[n], rows) for n in bundle.model_names])
+    fold_models = [(n, 0, bundle.fitted[n], rows) for n in bundle.model_names]
+    cases = fold_saliency(data, fold_models)
     assert set(cases.population) >= {"all", "M", "F"} and len(cases) == len(rows) * len(bundle.model_names)
     known = cases[cases.missing == ""]
     assert len(known) > 0.8 * len(cases)  # synthetic ECGs: fiducials found in almost every beat
@@ -219,6 +220,10 @@ def test_fold_saliency_table_and_service_dict_on_the_synthetic_cohort(trained_bu
     table = saliency_table(cases, per_tertile=2, seed=0)
     csv, md = write_table_3(table, tmp_path)
     assert "population M" in md.read_text()
+    from elvmass.explain import figure_4
+
+    png = figure_4(data, fold_models, cases, tmp_path / "figure_4.png")
+    assert png.stat().st_size > 10_000
 
     rec = read_ecg(sorted((shared_data / "vendor" / "ge-muse-xml").glob("*.xml"))[0])
     s = saliency_for_record(bundle, rec, model="elvmassnet")
@@ -264,3 +269,4 @@ def test_study_saliency_writes_table_3(trained_bundle, tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert len(cases[cases.population == "all"]) == results["n"]  # every out-of-fold case once
     assert "saliency_s" in results
+    assert (out / "figure_4.png").stat().st_size > 10_000

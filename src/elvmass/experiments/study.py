@@ -321,7 +321,7 @@ def run_study(
     """Run the whole protocol on a manifest (path or DataFrame) and write the results folder.
 
     ``saliency``: also explain every network fold model on its own test cases and write
-    ``table_3.{csv,md}`` and ``saliency_cases.csv`` (:mod:`elvmass.explain`; needs the serial runner).
+    ``table_3.{csv,md}``, ``figure_4.png`` and ``saliency_cases.csv`` (:mod:`elvmass.explain`; needs the serial runner).
 
     ``models``: extra registered models to run beside eLVMass-Net and the demographics baseline
     (e.g. ``["lvm_ai", "ecg_ai"]``); ``runner`` executes the (model, fold) tasks (serial by default,
@@ -359,12 +359,14 @@ def run_study(
                           runner=runner, device=device, progress=preset.train.progress, log=log)
     saliency_s = None
     if fold_models is not None:
-        from elvmass.explain import fold_saliency, saliency_table, write_table_3
+        from elvmass.explain import figure_4, fold_saliency, saliency_table, write_table_3
 
         t_sal = time.perf_counter()
         cases = fold_saliency(features, fold_models)
         atomic_write_text(out_dir / "saliency_cases.csv", cases.round(3).to_csv(index=False))
         write_table_3(saliency_table(cases, seed=preset.seed), out_dir)
+        if len(cases):
+            figure_4(features, fold_models, cases, out_dir / "figure_4.png")
         saliency_s = round(time.perf_counter() - t_sal, 1)
         if log is not None:
             log(f"saliency: {len(cases)} out-of-fold cases in {saliency_s} s -> table_3.csv, table_3.md")

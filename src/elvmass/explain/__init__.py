@@ -13,6 +13,7 @@ segment_shares         per ECG, % of its total saliency in PR / QRS / ST-T / TP 
 saliency_table         Table 3: LVM tertiles x segment x lead group, mean % (all cases, and the
                        paper's 5 per tertile chosen by seed)
 fold_saliency          saliency of each fold model on its own out-of-fold test cases
+figure_4               Figure 4: men / women x low, middle, high LVM from out-of-fold cases
 plot_saliency          12-lead beat with the saliency as a heat map behind each lead (PNG)
 saliency_for_record    one ECG of a bundle (the HTTP service and ``elvmass explain``)
 =====================  ==========================================================================
@@ -23,8 +24,8 @@ from elvmass.explain.saliency import (  # noqa: F401
     saliency_for_record, segment_shares,
 )
 from elvmass.explain.table import FoldModels, fold_saliency, saliency_table, write_table_3  # noqa: F401
-from elvmass.explain.figure import plot_figure_4, plot_saliency  # noqa: F401
+from elvmass.explain.figure import figure_4, plot_figure_4, plot_saliency  # noqa: F401
 
 __all__ = ["LEAD_GROUP_ROWS", "METHODS", "SEGMENTS", "SegmentShares", "gradient_saliency", "masks_from_fiducials",
            "saliency_for_record", "segment_shares", "FoldModels", "fold_saliency", "saliency_table", "write_table_3",
-           "plot_figure_4", "plot_saliency"]
+           "figure_4", "plot_figure_4", "plot_saliency"]

@@ -85,3 +85,32 @@ def plot_figure_4(panels, path):
             items.append({**it, "title": f"{label}, {t} LVM: " + it.get("title", "")})
     return plot_saliency(items, path, ncols=3, suptitle="Figure 4: saliency in men (top) and women (bottom), "
                          "low / middle / high LVM (synthetic cohort: shows the pipeline, not patients)")
+
+
+def figure_4(data, fold_models, cases, path, *, method: str = "gradient"):
+    """Figure 4 from a study's out-of-fold saliency: for the male (``M``) and female (``F``) model
+    populations, the cases with the lowest, median and highest measured LVM, each explained by the fold
+    model that had it as a test case. ``cases`` as :func:`~elvmass.explain.fold_saliency` returns;
+    ``fold_models`` the same ``(name, fold, fitted, test_rows)`` items. Returns the path, or None when
+    neither population has cases."""
+    from elvmass.explain.saliency import gradient_saliency
+
+    by_key = {(name, int(fold)): fitted for name, fold, fitted, _ in fold_models}
+    panels = {}
+    for sex in ("M", "F"):
+        sub = cases[cases.population == sex].sort_values("lvm_g")
+        if len(sub) < 3:
+            continue
+        picks = [sub.iloc[0], sub.iloc[len(sub) // 2], sub.iloc[-1]]
+        items = []
+        for c in picks:
+            fitted = by_key[(c.model, int(c.fold))]
+            sig = fitted.spec.signal
+            r = int(c.row)
+            sal = gradient_saliency(fitted, data, [r], method=method)[0]
+            items.append({"view": data.views(sig)[r], "lead_time": sal, "fs_hz": sig.out_fs_hz,
+                          "fiducials_ms": data.analyses(sig)[r].fiducials_ms, "title": f"{c.lvm_g:.0f} g"})
+        panels[sex] = items
+    if not panels:
+        return None
+    return plot_figure_4(panels, path)
