@@ -51,7 +51,6 @@ def _network(fitted):
 def gradient_saliency(fitted, data, rows, method: str = "gradient", *, batch_size: int = 64,
                       n_samples: int = 25, noise: float = 0.1, steps: int = 32, seed: int = 0) -> np.ndarray:
     """Absolute saliency (N, 12, L) in g per mV of the predicted LVM for ``rows`` of ``data``."""
-    import torch
 
     if method not in METHODS:
         raise ValueError(f"unknown saliency method {method!r}; choose one of {', '.join(METHODS)}")
