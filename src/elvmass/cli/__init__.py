@@ -17,6 +17,7 @@ from elvmass.cli import inspect_cmd, cohort_cmd, beats_cmd, synth_cmd, study_cmd
 from elvmass.cli import serve_cmd  # noqa: F401
 from elvmass.cli import experiments_cmd  # noqa: F401
 from elvmass.cli import segment_cmd  # noqa: F401
+from elvmass.cli import explain_cmd  # noqa: F401
 
 
 def main() -> None:

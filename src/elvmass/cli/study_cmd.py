@@ -107,6 +107,8 @@ def study(
     models: str = typer.Option("", "--models", help="Extra models beside eLVMass-Net and demographics, comma-separated "
                                "(registered names or families, e.g. lvm_ai,ecg_ai,criteria_linear)."),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda (auto: CUDA when present)."),
+    saliency: bool = typer.Option(False, "--saliency", help="Also write table_3.{csv,md}: saliency by segment, lead group "
+                                  "and LVM tertile of every fold model on its own test cases."),
 ) -> None:
     """Run the cross-validated eLVMass-Net study protocol on a cohort and write a report."""
     from elvmass.atomic import atomic_dir
@@ -117,7 +119,7 @@ def study(
         with atomic_dir(out) as tmp:  # the previous results stay whole until the new ones are complete
             results = run_study(cohort, tmp, chosen, sex_specific=sex_specific, models=_model_names(models),
                                 cache_dir=cache_dir, progress=not quiet and not json_out, log=None if quiet else _log,
-                                device=_check_device(device))
+                                device=_check_device(device), saliency=saliency)
     except ManifestError as exc:  # the manifest given is unusable: exit 2, as `cohort validate`
         fail(str(exc), 2)
     except (ElvmassError, ValueError) as exc:

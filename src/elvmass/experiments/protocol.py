@@ -98,23 +98,29 @@ class ProtocolResult:
     sexes: dict[str, str | None] = field(default_factory=dict)  # model -> the sex it is restricted to
 
 
-def run_fold_task(data, task: FoldTask, *, device: str = "cpu", progress: bool = False) -> FoldResult:
-    """Fit ``task.entry`` on its split and predict the test rows (one independent, seeded unit of work)."""
+def run_fold_task(data, task: FoldTask, *, device: str = "cpu", progress: bool = False,
+                  on_fitted: Callable[[FoldTask, object], None] | None = None) -> FoldResult:
+    """Fit ``task.entry`` on its split and predict the test rows (one independent, seeded unit of work).
+    ``on_fitted(task, fitted)`` sees the fitted model before it is dropped (e.g. for saliency)."""
     t0 = time.perf_counter()
     s = task.split
     label = f"{task.entry.name} fold {s.fold + 1}/{task.n_folds}"
     fitted = task.entry.spec.fit(data, s, device=device, progress=progress, label=label)
     pred = np.asarray(fitted.predict(data, s.test), dtype=float)
+    if on_fitted is not None:
+        on_fitted(task, fitted)
     return FoldResult(task.entry.name, int(s.fold), np.asarray(s.test), pred, list(getattr(fitted, "history", []) or []),
                       dict(getattr(fitted, "info", {}) or {}), time.perf_counter() - t0)
 
 
 def serial_runner(data, tasks: Sequence[FoldTask], *, device: str = "cpu", progress: bool = False,
-                  on_result: Callable[[FoldTask, FoldResult], None] | None = None) -> list[FoldResult]:
-    """Run the tasks one after another in this process (the default runner)."""
+                  on_result: Callable[[FoldTask, FoldResult], None] | None = None,
+                  on_fitted: Callable[[FoldTask, object], None] | None = None) -> list[FoldResult]:
+    """Run the tasks one after another in this process (the default runner); ``on_fitted`` as in
+    :func:`run_fold_task` (``functools.partial(serial_runner, on_fitted=...)`` as a protocol runner)."""
     out = []
     for t in tasks:
-        r = run_fold_task(data, t, device=device, progress=progress)
+        r = run_fold_task(data, t, device=device, progress=progress, on_fitted=on_fitted)
         if on_result is not None:
             on_result(t, r)
         out.append(r)

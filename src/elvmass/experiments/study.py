@@ -316,8 +316,12 @@ def run_study(
     log=None,
     runner=None,
     device: str = "cpu",
+    saliency: bool = False,
 ) -> dict:
     """Run the whole protocol on a manifest (path or DataFrame) and write the results folder.
+
+    ``saliency``: also explain every network fold model on its own test cases and write
+    ``table_3.{csv,md}``, ``figure_4.png`` and ``saliency_cases.csv`` (:mod:`elvmass.explain`; needs the serial runner).
 
     ``models``: extra registered models to run beside eLVMass-Net and the demographics baseline
     (e.g. ``["lvm_ai", "ecg_ai"]``); ``runner`` executes the (model, fold) tasks (serial by default,
@@ -340,8 +344,32 @@ def run_study(
                           cache_dir if cache_dir is not None else default_cache_dir(manifest, out_dir))
     if log is not None:
         log(f"ECG views: {len(features.manifest)} usable, {len(features.dropped)} dropped")
+    fold_models = None
+    if saliency:  # the fold models reach the saliency through the serial runner's on_fitted hook
+        import functools
+
+        from elvmass.experiments.protocol import serial_runner
+        from elvmass.explain import FoldModels
+
+        if runner is not None:
+            raise ValueError("saliency needs the serial runner (the fold models stay in this process)")
+        fold_models = FoldModels()
+        runner = functools.partial(serial_runner, on_fitted=fold_models.on_fitted)
     result = run_protocol(features, entries, n_folds=preset.n_folds, val_fraction=preset.val_fraction, pools=pools,
                           runner=runner, device=device, progress=preset.train.progress, log=log)
+    saliency_s = None
+    if fold_models is not None:
+        from elvmass.explain import figure_4, fold_saliency, saliency_table, write_table_3
+
+        t_sal = time.perf_counter()
+        cases = fold_saliency(features, fold_models)
+        atomic_write_text(out_dir / "saliency_cases.csv", cases.round(3).to_csv(index=False))
+        write_table_3(saliency_table(cases, seed=preset.seed), out_dir)
+        if len(cases):
+            figure_4(features, fold_models, cases, out_dir / "figure_4.png")
+        saliency_s = round(time.perf_counter() - t_sal, 1)
+        if log is not None:
+            log(f"saliency: {len(cases)} out-of-fold cases in {saliency_s} s -> table_3.csv, table_3.md")
     models = summarise(result, preset.n_folds)
     comparisons = compare(result, models, preset.n_folds)
     intervals = out_of_fold_intervals(result)
@@ -360,6 +388,7 @@ def run_study(
         "models": models,
         "comparisons": comparisons,
         "elapsed_s": round(time.perf_counter() - t0, 1),  # the whole protocol; the report below states it too
+        **({"saliency_s": saliency_s} if saliency_s is not None else {}),
     }
     write_outputs(out_dir, results, result, intervals)
     atomic_write_text(out_dir / "results.json", json.dumps(to_jsonable(results), indent=2))
