@@ -18,6 +18,8 @@ _spec.loader.exec_module(fuzz)
 #: Bound on the worker's memory growth (MB) above what it inherited when forked (a test session already
 #: holds torch and pandas, so the absolute resident set depends on test order): real files decode in ~110 MB.
 MAX_GROWTH_MB = 400.0
+#: the worker's hard memory limit handed to the campaign (its address space is capped at 4x this)
+MAX_RSS_MB = 600.0
 
 
 def _check(report):
