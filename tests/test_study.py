@@ -64,7 +64,7 @@ def test_results_json_schema(study_run):
                  "table_lvh.csv", "table_lvh.md", "table_comparisons.md"):
         assert (out / name).is_file(), name
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5
+    assert html.count("data:image/png;base64,") == 6  # + the reliability diagram of the LVH probability
     # the report states the run time that results.json records (it used to say 0 s: written before timing)
     assert results["elapsed_s"] >= 1.0
     assert f"run time {results['elapsed_s']:.0f} s" in html

@@ -216,7 +216,9 @@ def predict(
             check_predictions_path(out)
     except InputValueError as exc:
         fail(str(exc), 2)
-    if (out is not None and out.suffix.lower() in (".parquet", ".pq")) or workers is not None or scheduler or resume:
+    archive = len(files) == 1 and Path(files[0]).is_dir() and not Path(files[0]).with_suffix(".hea").is_file()
+    if (archive and out is not None and out.suffix.lower() in (".parquet", ".pq")) or workers is not None or scheduler \
+            or resume:  # one folder into Parquet: scored as an archive (chunks on Dask, resumable)
         _score_archive(files, model, out, workers=workers, scheduler=scheduler, resume=resume, chunk_size=chunk_size,
                        demographics={k: v for k, v in given.items() if v is not None}, json_out=json_out, engine=engine)
         return
@@ -248,19 +250,18 @@ def predict(
         t = Table(title=f"LV mass predictions ({len(preds)} file(s), {len(errors)} skipped)",
                   caption="flags summarised; every flag: --json" if preds else None)
         t.add_column("file", overflow="fold")
-        for col in ("LVM (g)", "interval (g)", "LVMI (g/m²)", "LVH"):
+        for col in ("LVM (g) [90%]", "LVMI (g/m²)", "LVH"):
             t.add_column(col, justify="right", no_wrap=True)
         t.add_column("model", no_wrap=True)
         t.add_column("flags", overflow="fold")
         for p in preds:  # file names and flags are data, not markup: "[a].xml" prints as written
-            interval = "–" if p.lvm_g_low is None else f"{p.lvm_g_low:.0f}–{p.lvm_g_high:.0f} ({p.level:.0%})"
-            lvh = "–" if p.lvh is None else ("yes" if p.lvh else "no")
-            if p.lvh_probability is not None:
-                lvh += f" (p {p.lvh_probability:.2f})"
-            t.add_row(escape(Path(p.path).name), f"{p.lvm_g:.0f}", interval,
-                      "–" if p.lvmi_g_m2 is None else f"{p.lvmi_g_m2:.0f}", lvh,
+            # the interval beside the mass (its level in the header; none shown when the bundle has no
+            # calibration); the LVH probability is in --json
+            lvm = f"{p.lvm_g:.0f}" + ("" if p.lvm_g_low is None else f" [{p.lvm_g_low:.0f}–{p.lvm_g_high:.0f}]")
+            t.add_row(escape(Path(p.path).name), lvm, "–" if p.lvmi_g_m2 is None else f"{p.lvmi_g_m2:.0f}",
+                      "–" if p.lvh is None else ("yes" if p.lvh else "no"),
                       p.model.removeprefix("elvmassnet_") if p.model != "elvmassnet" else "all",
-                      escape(summarize_flags(p.flags)))
+                      escape(summarize_flags([f for f in p.flags if f != "no_interval"])))
         console.print(t)
         if out is not None:
             console.print(f"written: {escape(str(out))}", highlight=False)

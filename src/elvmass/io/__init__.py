@@ -168,11 +168,6 @@ def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None,  # 
         from elvmass.io.arrays import read_array_ecg
 
         return read_array_ecg(path, fs_hz=fs_hz, fmt=fmt)
-    if fmt == "ge_muse_xml":  # the fast path reads plain MUSE files to the identical record, else declines
-        from elvmass.io.muse_fast import read_muse_fast
-
-        if (record := read_muse_fast(path)) is not None:
-            return record
     from elvmass.io.vendor import read_vendor_ecg
 
     data = guard.read_limited(path, max_bytes)
@@ -181,6 +176,11 @@ def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None,  # 
     else:
         guard.check_xml_bytes(path, data)
         guard.check_declared_rates(path, fmt, data)
+    if fmt == "ge_muse_xml":  # after the guard: plain MUSE files read fast to the identical record, else it declines
+        from elvmass.io.muse_fast import read_muse_fast
+
+        if (record := read_muse_fast(path, data=data)) is not None:
+            return record
     del data
     return read_vendor_ecg(path, fmt)
 

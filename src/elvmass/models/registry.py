@@ -4,8 +4,8 @@ A *recipe* builds a model spec for a study preset (``quick`` or ``paper``: sizes
 CPU). Families register their recipes with :func:`register_recipe`; a name given to ``--models`` is a
 recipe's name or a group (usually the family: ``lvm_ai`` runs ``lvm_ai_original`` and ``lvm_ai_all``).
 
-    >>> sorted(model_recipes())[:2]
-    ['demographics', 'elvmassnet']
+    >>> {"elvmassnet", "demographics"} <= set(model_recipes())
+    True
     >>> from elvmass.experiments.study import make_preset
     >>> [s.name for s in build_models(["elvmassnet"], make_preset("quick"))]
     ['elvmassnet']
