@@ -376,9 +376,12 @@ def test_mixed_problem_folder_builds_and_names_each_problem_file_once(shared_dat
     expected["no_dat.hea"] = "unreadable: "
     (ecg / "garbage.dcm").write_bytes(bytes(range(256)) * 8)
     expected["garbage.dcm"] = "unreadable: "
-    # ---- spot for the io helper (issue 17 item 7): a Latin-1-named file, e.g.
-    #      shutil.copy(<muse_ecg2.xml>, os.fsencode(ecg) + b"/caf\xe9.xml") with its expected reason
-    #      (unreadable/"no valid imaging row ..."), once non-UTF-8 names work end to end.
+    # a Latin-1-named file (issue 17 item 7): not UTF-8, so it is listed under its reversible \xNN text form
+    import os
+
+    with open(os.fsencode(ecg) + b"/caf\xe9.xml", "wb") as fh:
+        fh.write(b"<RestingECG><PatientDemographics>")  # and unreadable, so it must be named with its reason
+    expected["caf\\xe9.xml"] = "unreadable: "
     (tmp_path / "imaging.csv").write_text(
         "patient_id,imaging_datetime,lvm_g,lvm_source,height_cm,weight_kg,sex\n"
         "P1,2021-06-02,120,mr,165,60,F\n"
