@@ -248,9 +248,11 @@ def predict(
         from rich.table import Table
 
         t = Table(title=f"LV mass predictions ({len(preds)} file(s), {len(errors)} skipped)",
-                  caption="flags summarised; every flag: --json" if preds else None)
+                  caption=("flags summarised; every flag: --json"
+                           + ("; LVM [low–high]: 90 % interval" if any(p.lvm_g_low is not None for p in preds) else ""))
+                  if preds else None)
         t.add_column("file", overflow="fold")
-        for col in ("LVM (g) [90%]", "LVMI (g/m²)", "LVH"):
+        for col in ("LVM (g)", "LVMI (g/m²)", "LVH"):
             t.add_column(col, justify="right", no_wrap=True)
         t.add_column("model", no_wrap=True)
         t.add_column("flags", overflow="fold")
