@@ -62,8 +62,9 @@ class ECGReadError(ElvmassError):
 
     def __init__(self, path, problem: str):
         self.path = path_text(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        # a reader's own message may quote a non-UTF-8 file name: keep it printable and writable too
+        self.problem = path_text(str(problem))
+        super().__init__(f"{self.path}: {self.problem}")
 
 
 class ManifestError(ElvmassError):

@@ -371,7 +371,7 @@ def build_cohort(ecg_dir, imaging_csv, *, window_days: float = 183,
         except ECGReadError as exc:
             unreadable.append((str(Path(p).resolve()), exc.problem))
         except Exception as exc:  # one odd file must not stop a whole archive; it is listed with its error
-            unreadable.append((str(Path(p).resolve()), f"reader failed ({type(exc).__name__}: {exc})"))
+            unreadable.append((str(Path(p).resolve()), path_text(f"reader failed ({type(exc).__name__}: {exc})")))
         else:
             rows.append(ecg_metadata(rec, Path(p).resolve()))
         if progress is not None:
