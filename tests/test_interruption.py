@@ -206,7 +206,11 @@ def test_train_and_predict_interrupted_leave_old_or_new(cohort):
     load_bundle(cohort / "b")  # whatever was left loads and its hashes check out
     print(out)
     rc, _, err, _ = _run(["train", "--cohort", "m.csv", "--out", "b", "--preset", "quick", "--quiet", "--no-sex-specific"], cohort)
-    files = sorted(str(p.relative_to(cohort)) for p in (cohort / "s" / "ecgs").glob("*.xml"))
+    from elvmass import analyze_ecg, read_ecg
+
+    signal = load_bundle(cohort / "b").signal_config
+    files = sorted(str(p.relative_to(cohort)) for p in (cohort / "s" / "ecgs").glob("*.xml")
+                   if analyze_ecg(read_ecg(p), signal).usable)  # predict refuses unusable ECGs (exit status 1)
     out = _check_interruptions(cohort, [cohort / "p.csv"], ["predict", *files[:2], "--model", "b", "--out", "p.csv", "--json"],
                                ["predict", *files[:6], "--model", "b", "--out", "p.csv", "--json"], seeds=[0, 1, 2])
     print(out)
