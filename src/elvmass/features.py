@@ -87,6 +87,20 @@ def scalar_table(manifest: pd.DataFrame, measured: pd.DataFrame | None = None) -
     return out
 
 
+def scalar_column(table: pd.DataFrame, name: str) -> np.ndarray:
+    """One scalar input as floats from a :func:`scalar_table`; ``bmi`` (kg/m²) is derived from height and
+    weight when the table has no such column (NaN where either is missing)."""
+    if name == "bmi" and "bmi" not in table.columns:
+        h = table["height_cm"].to_numpy(float) / 100.0
+        return table["weight_kg"].to_numpy(float) / (h * h)
+    return table[name].to_numpy(float)
+
+
+def scalar_matrix(table: pd.DataFrame, names) -> np.ndarray:
+    """(N, len(names)) float matrix of the named scalar inputs (see :func:`scalar_column`)."""
+    return np.asarray([scalar_column(table, n) for n in names], dtype=float).T.reshape(len(table), len(names))
+
+
 @dataclass
 class FeatureScaler:
     """Imputation medians, standardisation statistics and target scaling, fitted on training rows."""

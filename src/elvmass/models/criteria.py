@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from elvmass.features import scalar_column
 from elvmass.models.base import FittedModel, ModelSpec, register
 from elvmass.signal import criteria as vc
 from elvmass.signal.config import SignalConfig
@@ -150,11 +151,8 @@ def linear_inputs(data, signal: SignalConfig) -> np.ndarray:
     for name in LINEAR_INPUTS:
         if name in ("sokolow_lyon_mv", "cornell_voltage_mv"):
             cols.append([float(a.criteria.get(name)) if a.criteria.get(name) is not None else math.nan for a in analyses])
-        elif name == "bmi" and "bmi" not in sc.columns:
-            h = sc["height_cm"].to_numpy(float) / 100.0
-            cols.append(sc["weight_kg"].to_numpy(float) / (h * h))
         else:
-            cols.append(sc[name].to_numpy(float))
+            cols.append(scalar_column(sc, name))
     return np.asarray(cols, dtype=float).T
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from elvmass.features import scalar_matrix
 from elvmass.models.base import FittedModel, ModelSpec, register, spec_from_dict  # noqa: F401 (doctest)
 from elvmass.signal.config import SignalConfig
 
@@ -56,15 +57,7 @@ def cohort_profiles(data, signal: SignalConfig = PROFILE_SIGNAL, progress=None) 
 
 
 def scalar_inputs(data) -> np.ndarray:
-    sc = data.scalars
-    cols = []
-    for name in SCALAR_INPUTS:
-        if name == "bmi" and "bmi" not in sc.columns:
-            h = sc["height_cm"].to_numpy(float) / 100.0
-            cols.append(sc["weight_kg"].to_numpy(float) / (h * h))
-        else:
-            cols.append(sc[name].to_numpy(float))
-    return np.asarray(cols, dtype=float).T
+    return scalar_matrix(data.scalars, SCALAR_INPUTS)
 
 
 @register

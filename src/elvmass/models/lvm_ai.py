@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from elvmass.features import scalar_matrix
 from elvmass.models.base import FittedModel, ModelSpec, register
 from elvmass.signal.config import SignalConfig
 
@@ -121,15 +122,7 @@ def log_cosh_loss(pred: torch.Tensor, target: torch.Tensor, asymmetry: float = 0
 
 
 def _scalars(data, names) -> np.ndarray:
-    sc = data.scalars
-    cols = []
-    for name in names:
-        if name == "bmi" and "bmi" not in sc.columns:
-            h = sc["height_cm"].to_numpy(float) / 100.0
-            cols.append(sc["weight_kg"].to_numpy(float) / (h * h))
-        else:
-            cols.append(sc[name].to_numpy(float))
-    return np.asarray(cols, dtype=float).T
+    return scalar_matrix(data.scalars, names)
 
 
 @register
