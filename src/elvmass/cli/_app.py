@@ -92,6 +92,17 @@ def expand_ecg_paths(paths) -> list[Path]:
     return out
 
 
+def write_plot(draw, ecg_path, out) -> bool:
+    """Call ``draw(out)``; a plot that cannot be written is one error line naming the ECG and the plot
+    file (the caller counts it as a failed file). True when the plot was written."""
+    try:
+        draw(out)
+    except (OSError, ValueError) as exc:
+        report_error(f"{ecg_path}: cannot write plot {out} ({getattr(exc, 'strerror', None) or exc})")
+        return False
+    return True
+
+
 def plot_path_for(base: Path, index: int, ecg_path=None, taken: set[Path] | None = None) -> Path:
     """Where the plot of the ``index``-th file (from 1) goes: ``out.png`` for the first file,
     ``out-2.png``, ``out-3.png``... for the next ones; when ``base`` is an existing folder,

@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 from elvmass.atomic import save_figure
-from elvmass.cli._app import app, console, expand_ecg_paths, plot_path_for, print_json_line, report_error
+from elvmass.cli._app import app, console, expand_ecg_paths, plot_path_for, print_json_line, report_error, write_plot
 from elvmass.errors import ElvmassError
 
 
@@ -130,10 +130,7 @@ def beats(
             continue
         if plot is not None:
             out = plot_path_for(plot, index, path, plotted)
-            try:
-                plot_beat(analysis, out)
-            except (OSError, ValueError) as exc:
-                report_error(f"{path}: cannot write plot {out} ({getattr(exc, 'strerror', None) or exc})")
+            if not write_plot(lambda o: plot_beat(analysis, o), path, out):
                 failed += 1
                 continue
         if json_out:

@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 import typer.core
 
-from elvmass.cli._app import app, console, expand_ecg_paths, plot_path_for, print_json_line, report_error
+from elvmass.cli._app import app, console, expand_ecg_paths, plot_path_for, print_json_line, report_error, write_plot
 from elvmass.errors import ElvmassError
 
 COLOURS = {"P": "#4C72B0", "QRS": "#DD8452", "T": "#55A868"}
@@ -103,10 +103,7 @@ def segment_files(
             continue
         if plot is not None:
             out = plot_path_for(plot, index, path, plotted)
-            try:
-                plot_segmentation(record, seg, out)
-            except (OSError, ValueError) as exc:
-                report_error(f"{path}: cannot write plot {out} ({getattr(exc, 'strerror', None) or exc})")
+            if not write_plot(lambda o: plot_segmentation(record, seg, o), path, out):
                 failed += 1
                 continue
         if json_out:
