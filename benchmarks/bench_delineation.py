@@ -184,6 +184,8 @@ class Tally:
         self.records: set[int] = set()
         self.beats = 0
         self.scored_absent = False  # True for elvmass: a boundary it never finds is a miss, not 'not reported'
+        #: (boundary, record) -> |error| ms of every reference boundary (a miss counts as MATCH_MS)
+        self.abs_err: dict[tuple[str, int], list[float]] = {}
 
     def add(self, ref: dict, det: dict | None, af: bool, record: int = -1) -> None:
         self.records.add(record)
@@ -202,7 +204,9 @@ class Tally:
                     row["true"] += 1
             if math.isfinite(r):
                 row["ref"] += 1
-                if math.isfinite(d) and abs(d - r) <= MATCH_MS * FS / 1000:
+                hit = math.isfinite(d) and abs(d - r) <= MATCH_MS * FS / 1000
+                self.abs_err.setdefault((k, record), []).append(abs(d - r) * 1000.0 / FS if hit else MATCH_MS)
+                if hit:
                     row["hit"] += 1
                     e = (d - r) * 1000.0 / FS
                     row["err"].append(e)
@@ -262,6 +266,30 @@ def print_table(title: str, results: dict[str, dict]) -> None:
 
 
 HELD_OUT_METHODS = ("rules_h", "segment_h", "seg_beats_h")
+
+
+def paired_comparison(tallies: dict, a: str, b: str) -> dict:
+    """``b`` against ``a`` on the same sinus records, all annotated beats: per record the median |error| of
+    each boundary (a miss counts as 150 ms), compared by the Wilcoxon signed-rank test (records, not beats,
+    are the independent units). Printed and returned per boundary."""
+    from scipy.stats import wilcoxon
+
+    ta, tb = tallies[("all", "sinus", a)], tallies[("all", "sinus", b)]
+    out = {}
+    print(f"\n## paired, by record ({b} vs {a}; sinus, all annotated beats, median |error| per record)")
+    for k in BOUNDARIES:
+        recs = sorted(r for (kk, r) in ta.abs_err if kk == k and (k, r) in tb.abs_err)
+        ma = np.array([np.median(ta.abs_err[(k, r)]) for r in recs])
+        mb = np.array([np.median(tb.abs_err[(k, r)]) for r in recs])
+        if len(recs) < 5:
+            continue
+        d = mb - ma
+        p = float(wilcoxon(mb, ma).pvalue) if np.any(d != 0) else 1.0
+        out[k] = {"n_records": len(recs), "median_abs_err_ms": [float(np.median(ma)), float(np.median(mb))],
+                  "records_better": int(np.sum(d < 0)), "records_worse": int(np.sum(d > 0)), "wilcoxon_p": p}
+        print(f"{k:8s} {len(recs):3d} records: median |err| {np.median(ma):5.1f} -> {np.median(mb):5.1f} ms; "
+              f"{b} better on {int(np.sum(d < 0))}, worse on {int(np.sum(d > 0))}; Wilcoxon p = {p:.3g}")
+    return out
 
 
 def target_misses(summary: dict, method: str) -> list[str]:
@@ -368,6 +396,9 @@ def main(argv=None) -> int:
             summary[f"{scope}/{rh}"] = res
             print_table(f"{scope} beats, {GROUPS[rh]}", res)
     print("\nseconds (this machine, shared and loaded):", {m: round(s, 1) for m, s in seconds.items()})
+
+    if seg is not None:
+        summary["paired_segment_vs_rules"] = paired_comparison(tallies, "rules_h", "segment_h")
 
     misses = target_misses(summary, "elvmass")
     print("\ntargets (chosen beats, sinus, elvmass):", "all met" if not misses else "MISSED: " + "; ".join(misses))
