@@ -8,7 +8,7 @@
    sample (target <= 2 %), the share with no P wave, and the measured PR distribution (target: median
    140-180 ms; PTB-XL's population is ~160 ms).
 
-Run:  python benchmarks/bench_cart.py [--check] [--json out.json]   (exit 1 with --check on a missed target)
+Run:  python benchmarks/bench_cart.py [--delineation rules|segment] [--check] [--json out.json]   (exit 1 with --check on a missed target)
 """
 
 from __future__ import annotations
@@ -43,7 +43,16 @@ def diff(key: str, mine: float, dev: float) -> float:
     return d
 
 
-def vendor_table() -> list[dict]:
+def analyser(delineation: str = "rules"):
+    """``analyze_ecg`` (rules, the default pipeline) or the segmentation model's (``segment``)."""
+    if delineation == "segment":
+        from elvmass.segment import analyze_ecg_segment
+
+        return analyze_ecg_segment
+    return analyze_ecg
+
+
+def vendor_table(delineation: str = "rules") -> list[dict]:
     rows = []
     for path in sorted((DATA / "vendor").rglob("*")):
         if not path.is_file() or path.suffix.lower() not in (".xml", ".dcm"):
@@ -52,7 +61,7 @@ def vendor_table() -> list[dict]:
         dev = rec.measurements.as_dict()
         if not any(dev.get(k) is not None for k in KEYS):
             continue
-        a = analyze_ecg(rec, SignalConfig())
+        a = analyser(delineation)(rec, SignalConfig())
         row = {"file": path.name, "flags": list(a.flags)}
         for k in KEYS:
             d, m = dev.get(k), a.measured.get(k, math.nan)
@@ -62,11 +71,12 @@ def vendor_table() -> list[dict]:
     return rows
 
 
-def ptbxl_pr() -> dict:
+def ptbxl_pr(delineation: str = "rules") -> dict:
     cfg = SignalConfig()
+    analyze = analyser(delineation)
     prs, first, no_p, n = [], 0, 0, 0
     for hea in sorted((DATA / "ptbxl-sample" / "records500").rglob("*_hr.hea")):
-        a = analyze_ecg(read_ecg(hea), cfg)
+        a = analyze(read_ecg(hea), cfg)
         if not math.isfinite(a.beat_start_s):
             continue
         n += 1
@@ -87,8 +97,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--delineation", choices=("rules", "segment"), default="rules",
+                    help="rules (the default pipeline) or the segmentation model (elvmass beats --delineation)")
     args = ap.parse_args(argv)
-    rows = vendor_table()
+    rows = vendor_table(args.delineation)
+    print(f"delineation: {args.delineation}")
     misses = []
     print("## vendor files with device measurements: device / elvmass (difference)")
     print(f"{'file':40s} " + " ".join(f"{k:>20s}" for k in KEYS))
@@ -110,7 +123,7 @@ def main(argv=None) -> int:
             d = r[k]["diff"]
             if d is not None and abs(d) > AXIS_TOL_DEG:
                 misses.append(f"{r['file']} {k} {d:+g} deg")
-    pr = ptbxl_pr()
+    pr = ptbxl_pr(args.delineation)
     print("\n## PTB-XL sample (records500): P onset and PR")
     print(f"records with a beat: {pr['n_records']}; P onset on the window's first sample: {pr['p_on_on_first_sample']} "
           f"({100 * pr['p_on_on_first_sample'] / max(pr['n_records'], 1):.1f} %); no P wave: {pr['no_p_wave']}")

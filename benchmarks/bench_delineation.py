@@ -13,9 +13,16 @@ Methods, on the same beats:
   ``nk.ecg_clean``, at neurokit2's own R peaks (``nk.ecg_peaks``); the chosen beat is neurokit2's beat
   nearest the same annotated QRS. (neurokit2 ``peak`` reports no P offset / QRS bounds in some versions:
   such cells read n/a.)
-- ``ecg_ai_seg``: the ECG-AI learned segmentation model (issue #10) when ``elvmass.segment`` is importable
-  and offers ``delineate_record(record) -> list[dict]`` (per beat: ``qrs_peak`` and the boundaries, in
-  samples); otherwise the column reads "not available".
+- ``segment_h``: the signal pipeline with ``delineation="segment"`` (``elvmass.segment.analyze_ecg_segment``:
+  the learned segmentation model's multi-lead consensus boundaries, median over beats), chosen beat as for
+  ``elvmass``; ``seg_beats_h``: the model's own boundaries of every beat (``elvmass.segment.delineate_record``;
+  its "chosen beat" is its beat nearest the same annotated QRS). ``rules_h``: ``elvmass`` (the rules) on the
+  same records as these two, for a like-for-like comparison.
+  **Leakage**: the segmentation network was trained on LUDB records whose number is not divisible by 5
+  (``elvmass.segment.ludb.TRAIN``), so the three ``_h`` columns are scored only on records divisible by 5
+  (``HELD_OUT``): with the default report part (even numbers) that is records 10, 20, ..., 120, held out from
+  both the rules' tuning and the network's training; ``--part seg_held_out`` scores all of 5, 10, ..., 120
+  (the odd ones among them were part of the rules' tuning set, not of the network's training).
 
 Per boundary (P on, P off, QRS on, QRS off, T off): sensitivity (share of reference boundaries with a
 detected one within 150 ms), PPV (share of detected boundaries with a reference one within 150 ms; a P
@@ -31,7 +38,7 @@ numbers** (``--part tune|report|all``; default ``report``). Targets (issue #14, 
 beats): QRS on/off within tolerance >= 95 %, P on >= 85 %, T off >= 90 %, every sensitivity and PPV >= 0.95;
 AF/flutter: P absent >= 90 %. Exits 1 when ``--check`` is given and a target is missed.
 
-Run:  python benchmarks/bench_delineation.py [--part report] [--no-nk] [--check] [--json out.json]
+Run:  python benchmarks/bench_delineation.py [--part report|tune|all|seg_held_out] [--no-nk] [--no-seg] [--check] [--json out.json]
 """
 
 from __future__ import annotations
@@ -90,10 +97,24 @@ def part_of(record: int) -> str:
     return "tune" if record % 2 else "report"
 
 
+def seg_held_out(record: int) -> bool:
+    """Not used to train the segmentation network (elvmass.segment.ludb.HELD_OUT: number divisible by 5)."""
+    return record % 5 == 0
+
+
+def in_part(record: int, part: str) -> bool:
+    if part == "all":
+        return True
+    if part == "seg_held_out":
+        return seg_held_out(record)
+    return part_of(record) == part
+
+
 # ---------------------------------------------------------------------------------------------- methods
-def elvmass_beats(path: Path) -> tuple[dict, list[dict]]:
-    """(chosen beat, all beats) boundaries in samples, each dict with qrs_peak."""
-    a = analyze_ecg(read_ecg(path), SignalConfig())
+def elvmass_beats(path: Path, analyse=None) -> tuple[dict, list[dict]]:
+    """(chosen beat, all beats) boundaries in samples, each dict with qrs_peak (``analyse``: the pipeline,
+    ``analyze_ecg`` by default)."""
+    a = (analyse or analyze_ecg)(read_ecg(path), SignalConfig())
     if not math.isfinite(a.beat_start_s):
         return {}, []
     cfg = a.config
@@ -137,11 +158,13 @@ def neurokit_beats(path: Path, method: str) -> list[dict]:
 
 
 def segment_model():
+    """(analyze_ecg_segment, delineate_record) of elvmass.segment, or None when it cannot be imported."""
     try:
         mod = importlib.import_module("elvmass.segment")
     except Exception:
         return None
-    return getattr(mod, "delineate_record", None)
+    fns = getattr(mod, "analyze_ecg_segment", None), getattr(mod, "delineate_record", None)
+    return fns if all(fns) else None
 
 
 # --------------------------------------------------------------------------------------------- scoring
@@ -158,9 +181,15 @@ class Tally:
         self.rows = {k: {"ref": 0, "hit": 0, "found": 0, "true": 0, "tol": 0, "err": []} for k in BOUNDARIES}
         self.af_beats = 0
         self.af_p_absent = 0
+        self.records: set[int] = set()
+        self.beats = 0
         self.scored_absent = False  # True for elvmass: a boundary it never finds is a miss, not 'not reported'
+        #: (boundary, record) -> |error| ms of every reference boundary (a miss counts as MATCH_MS)
+        self.abs_err: dict[tuple[str, int], list[float]] = {}
 
-    def add(self, ref: dict, det: dict | None, af: bool) -> None:
+    def add(self, ref: dict, det: dict | None, af: bool, record: int = -1) -> None:
+        self.records.add(record)
+        self.beats += 1
         if af:
             self.af_beats += 1
             p = det is not None and math.isfinite(det.get("p_on", math.nan))
@@ -175,7 +204,9 @@ class Tally:
                     row["true"] += 1
             if math.isfinite(r):
                 row["ref"] += 1
-                if math.isfinite(d) and abs(d - r) <= MATCH_MS * FS / 1000:
+                hit = math.isfinite(d) and abs(d - r) <= MATCH_MS * FS / 1000
+                self.abs_err.setdefault((k, record), []).append(abs(d - r) * 1000.0 / FS if hit else MATCH_MS)
+                if hit:
                     row["hit"] += 1
                     e = (d - r) * 1000.0 / FS
                     row["err"].append(e)
@@ -198,6 +229,8 @@ class Tally:
             }
         out["af_p_absent"] = self.af_p_absent / self.af_beats if self.af_beats else math.nan
         out["af_beats"] = self.af_beats
+        out["n_records"] = len(self.records)
+        out["n_beats"] = self.beats
         return out
 
 
@@ -228,13 +261,60 @@ def print_table(title: str, results: dict[str, dict]) -> None:
             print(f"{k:9s} {label:10s} " + " ".join(f"{c:>14s}" for c in cells))
     cells = [(_fmt(results[m].get("af_p_absent"), pct=True) if results[m] else "not available") for m in methods]
     print(f"{'AF/flut':9s} {'P absent':10s} " + " ".join(f"{c:>14s}" for c in cells))
+    cells = [f"{results[m]['n_records']} rec/{results[m]['n_beats']} b" if results[m] else "-" for m in methods]
+    print(f"{'scored':9s} {'records':10s} " + " ".join(f"{c:>14s}" for c in cells))
+
+
+HELD_OUT_METHODS = ("rules_h", "segment_h", "seg_beats_h")
+
+
+def paired_comparison(tallies: dict, a: str, b: str) -> dict:
+    """``b`` against ``a`` on the same sinus records, all annotated beats: per record the median |error| of
+    each boundary (a miss counts as 150 ms), compared by the Wilcoxon signed-rank test (records, not beats,
+    are the independent units). Printed and returned per boundary."""
+    from scipy.stats import wilcoxon
+
+    ta, tb = tallies[("all", "sinus", a)], tallies[("all", "sinus", b)]
+    out = {}
+    print(f"\n## paired, by record ({b} vs {a}; sinus, all annotated beats, median |error| per record)")
+    for k in BOUNDARIES:
+        recs = sorted(r for (kk, r) in ta.abs_err if kk == k and (k, r) in tb.abs_err)
+        ma = np.array([np.median(ta.abs_err[(k, r)]) for r in recs])
+        mb = np.array([np.median(tb.abs_err[(k, r)]) for r in recs])
+        if len(recs) < 5:
+            continue
+        d = mb - ma
+        p = float(wilcoxon(mb, ma).pvalue) if np.any(d != 0) else 1.0
+        out[k] = {"n_records": len(recs), "median_abs_err_ms": [float(np.median(ma)), float(np.median(mb))],
+                  "records_better": int(np.sum(d < 0)), "records_worse": int(np.sum(d > 0)), "wilcoxon_p": p}
+        print(f"{k:8s} {len(recs):3d} records: median |err| {np.median(ma):5.1f} -> {np.median(mb):5.1f} ms; "
+              f"{b} better on {int(np.sum(d < 0))}, worse on {int(np.sum(d > 0))}; Wilcoxon p = {p:.3g}")
+    return out
+
+
+def target_misses(summary: dict, method: str) -> list[str]:
+    """Issue #14's targets missed by ``method`` (chosen beats, sinus; AF/flutter P absent)."""
+    misses = []
+    s = summary["chosen/sinus"][method]
+    for k, t in TARGETS.items():
+        if not s[k]["within_tol"] >= t:
+            misses.append(f"{k} within tolerance {s[k]['within_tol']:.3f} < {t}")
+    for k in BOUNDARIES:
+        for metric in ("sensitivity", "ppv"):
+            if not s[k][metric] >= 0.95:
+                misses.append(f"{k} {metric} {s[k][metric]:.3f} < 0.95")
+    af = summary["chosen/af"][method]["af_p_absent"]
+    if math.isfinite(af) and af < 0.9:
+        misses.append(f"AF/flutter P absent {af:.3f} < 0.9")
+    return misses
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("tune", "report", "all"), default="report")
+    ap.add_argument("--part", choices=("tune", "report", "all", "seg_held_out"), default="report")
     ap.add_argument("--records", type=int, nargs="*", help="only these LUDB record numbers")
     ap.add_argument("--no-nk", action="store_true", help="skip neurokit2 (quick tuning runs)")
+    ap.add_argument("--no-seg", action="store_true", help="skip the segmentation-model columns")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--verbose", action="store_true", help="per-record errors of elvmass's chosen beat")
@@ -243,12 +323,12 @@ def main(argv=None) -> int:
     rhythms = ludb_rhythms()
     paced = ludb_paced()
     recs = sorted(rhythms) if not args.records else args.records
-    recs = [r for r in recs if args.part == "all" or part_of(r) == args.part]
-    seg = segment_model()
-    methods = ["elvmass"] + ([] if args.no_nk else ["nk_dwt", "nk_peak"]) + ["ecg_ai_seg"]
+    recs = [r for r in recs if in_part(r, args.part)]
+    seg = None if args.no_seg else segment_model()
+    methods = ["elvmass"] + ([] if args.no_nk else ["nk_dwt", "nk_peak"]) + list(HELD_OUT_METHODS)
     tallies = {(scope, rh, m): Tally() for scope in ("chosen", "all") for rh in GROUPS for m in methods}
     for key, t in tallies.items():
-        t.scored_absent = key[2] == "elvmass"
+        t.scored_absent = key[2] in ("elvmass", "rules_h", "segment_h")
     seconds = {m: 0.0 for m in methods}
     skipped = []
     per_record = []
@@ -262,62 +342,76 @@ def main(argv=None) -> int:
         seconds["elvmass"] += time.perf_counter() - t0
         dets = {"elvmass": (chosen, all_e)}
         for m in methods[1:]:
-            if m == "ecg_ai_seg":
-                if seg is None:
+            if m in HELD_OUT_METHODS:
+                # never scored on a record the segmentation network was trained on (see the module text)
+                if seg is None or not seg_held_out(rec):
                     continue
                 t0 = time.perf_counter()
-                b = seg(read_ecg(path))
+                if m == "rules_h":
+                    dets[m] = (chosen, all_e)
+                elif m == "segment_h":
+                    dets[m] = elvmass_beats(path, seg[0])
+                else:
+                    dets[m] = (None, seg[1](read_ecg(path)))
                 seconds[m] += time.perf_counter() - t0
-            else:
-                t0 = time.perf_counter()
-                b = neurokit_beats(path, m.split("_")[1])
-                seconds[m] += time.perf_counter() - t0
+                continue
+            t0 = time.perf_counter()
+            b = neurokit_beats(path, m.split("_")[1])
+            seconds[m] += time.perf_counter() - t0
             dets[m] = (None, b)
         ref_chosen = match(ref_beats, chosen["qrs_peak"]) if chosen else None
         if ref_chosen is None:
             skipped.append(rec)
         for m, (ch, allb) in dets.items():
             if ref_chosen is not None:
-                det = ch if ch is not None else match(allb, ref_chosen["qrs_peak"])
-                tallies[("chosen", rh, m)].add(ref_chosen, det, af)
+                det = (ch or None) if ch is not None else match(allb, ref_chosen["qrs_peak"])
+                tallies[("chosen", rh, m)].add(ref_chosen, det, af, rec)
             for rb in ref_beats:
                 if rb["n_leads"] < 6:
                     continue
-                tallies[("all", rh, m)].add(rb, match(allb, rb["qrs_peak"]), af)
+                tallies[("all", rh, m)].add(rb, match(allb, rb["qrs_peak"]), af, rec)
         if ref_chosen is not None:
-            errs = {k: round((chosen[k] - ref_chosen[k]) * 2.0, 1) if math.isfinite(chosen[k]) and math.isfinite(ref_chosen[k]) else None
-                    for k in BOUNDARIES}
-            per_record.append({"record": rec, "rhythm": rhythms[rec], "err_ms": errs})
+            row = {"record": rec, "rhythm": rhythms[rec]}
+            for m in ("elvmass", "segment_h"):
+                if m in dets and dets[m][0]:
+                    ch = dets[m][0]
+                    row["err_ms" if m == "elvmass" else "segment_err_ms"] = {
+                        k: round((ch[k] - ref_chosen[k]) * 1000.0 / FS, 1)
+                        if math.isfinite(ch[k]) and math.isfinite(ref_chosen[k]) else None for k in BOUNDARIES}
+            per_record.append(row)
             if args.verbose:
-                print(rec, rh, errs)
+                print(rec, rh, row.get("err_ms"), "segment:" if "segment_err_ms" in row else "", row.get("segment_err_ms", ""))
 
     summary = {}
-    print(f"LUDB delineation benchmark: part={args.part} (tuning = odd record numbers, report = even), "
-          f"{len(recs)} records; chosen beat not annotated (not scored): {skipped or 'none'}")
+    print(f"LUDB delineation benchmark: part={args.part} (rules tuned on odd record numbers, report = even; "
+          f"segmentation network trained on numbers not divisible by 5), {len(recs)} records; "
+          f"chosen beat not annotated (not scored): {skipped or 'none'}")
     print("reference = median across annotated leads; CSE 2-sigma tolerances; missed boundaries count as outside")
+    print("columns *_h: only records held out from the segmentation network's training (number divisible by 5)"
+          + ("" if seg is not None else " - not available (elvmass.segment not importable or --no-seg)"))
     for scope in ("chosen", "all"):
         for rh in GROUPS:
-            res = {m: (tallies[(scope, rh, m)].summary() if (m != "ecg_ai_seg" or seg is not None) else {}) for m in methods}
+            res = {m: (tallies[(scope, rh, m)].summary() if (m not in HELD_OUT_METHODS or seg is not None) else {})
+                   for m in methods}
             summary[f"{scope}/{rh}"] = res
             print_table(f"{scope} beats, {GROUPS[rh]}", res)
     print("\nseconds (this machine, shared and loaded):", {m: round(s, 1) for m, s in seconds.items()})
 
-    misses = []
-    s = summary["chosen/sinus"]["elvmass"]
-    for k, t in TARGETS.items():
-        if not s[k]["within_tol"] >= t:
-            misses.append(f"{k} within tolerance {s[k]['within_tol']:.3f} < {t}")
-    for k in BOUNDARIES:
-        for metric in ("sensitivity", "ppv"):
-            if not s[k][metric] >= 0.95:
-                misses.append(f"{k} {metric} {s[k][metric]:.3f} < 0.95")
-    af = summary["chosen/af"]["elvmass"]["af_p_absent"]
-    if math.isfinite(af) and af < 0.9:
-        misses.append(f"AF/flutter P absent {af:.3f} < 0.9")
+    if seg is not None:
+        summary["paired_segment_vs_rules"] = paired_comparison(tallies, "rules_h", "segment_h")
+
+    misses = target_misses(summary, "elvmass")
     print("\ntargets (chosen beats, sinus, elvmass):", "all met" if not misses else "MISSED: " + "; ".join(misses))
+    seg_misses = None
+    if seg is not None and summary["chosen/sinus"]["segment_h"]["n_beats"]:
+        # the selectable segment method, on records held out from the network's training; informational
+        # (the exit status follows the default pipeline, elvmass)
+        seg_misses = target_misses(summary, "segment_h")
+        print(f"same targets for segment_h ({summary['chosen/sinus']['segment_h']['n_records']} sinus records held out "
+              "from the network; not the exit status):", "all met" if not seg_misses else "MISSED: " + "; ".join(seg_misses))
     if args.json:
         args.json.write_text(json.dumps({"part": args.part, "summary": summary, "per_record": per_record,
-                                         "misses": misses}, indent=1, default=float))
+                                         "misses": misses, "segment_h_misses": seg_misses}, indent=1, default=float))
     return 1 if (args.check and misses) else 0
 
 

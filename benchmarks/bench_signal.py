@@ -14,7 +14,10 @@ and whether elvmass's vectorised detector returns exactly the peaks of ``neuroki
 
 Target: the chain at least ``--min-ratio`` (20) times faster than neurokit2; exit status 1 when missed.
 
-Run:  python benchmarks/bench_signal.py [--n 100] [--repeat 3] [--min-ratio 20] [--json out.json]
+``--segment`` also times the whole analysis with the learned segmentation model's delineation
+(``delineation="segment"``, not the default chain; reported, no target).
+
+Run:  python benchmarks/bench_signal.py [--n 100] [--repeat 3] [--min-ratio 20] [--segment] [--json out.json]
 """
 
 from __future__ import annotations
@@ -92,7 +95,14 @@ def match(ref: np.ndarray, test: np.ndarray, tol: int) -> tuple[int, list[int]]:
     return hits, offsets
 
 
-def run(n: int = 100, repeat: int = 3) -> dict:
+def elvmass_segment(path, cfg: SignalConfig):
+    """read + analyze_ecg with the segmentation model's delineation (``elvmass beats --delineation segment``)."""
+    from elvmass.segment import analyze_ecg_segment
+
+    return analyze_ecg_segment(read_ecg(path), cfg)
+
+
+def run(n: int = 100, repeat: int = 3, segment: bool = False) -> dict:
     files = sorted((DATA / "ptbxl-sample" / "records500").rglob("*.hea"))[:n]
     cfg = SignalConfig()
     import neurokit2  # (import cost outside the timing)
@@ -101,6 +111,9 @@ def run(n: int = 100, repeat: int = 3) -> dict:
     # warm-up (imports, filter design caches)
     elvmass_chain(files[0], cfg), elvmass_full(files[0], cfg), neurokit_process(files[0])
     best = {"read": np.inf, "wfdb_read": np.inf, "chain": np.inf, "full": np.inf, "neurokit": np.inf}
+    if segment:
+        elvmass_segment(files[0], cfg)
+        best["segment"] = np.inf
     for _ in range(repeat):
         t = {k: 0.0 for k in best}
         for f in files:
@@ -120,6 +133,9 @@ def run(n: int = 100, repeat: int = 3) -> dict:
             t["full"] += t3 - t2
             t["neurokit"] += t4 - t3
             t["wfdb_read"] += t5 - t4
+            if segment:
+                elvmass_segment(f, cfg)
+                t["segment"] += time.perf_counter() - t5
         best = {k: min(best[k], t[k]) for k in best}
 
     ref_total = hits = ours_total = same_as_nk_findpeaks = unmatched_at_edge = 0
@@ -152,6 +168,7 @@ def run(n: int = 100, repeat: int = 3) -> dict:
         "ecgs_per_s": {key: round(1000.0 / v, 1) for key, v in per.items()},
         "speedup_chain_vs_neurokit": round(per["neurokit"] / per["chain"], 1),
         "speedup_full_analysis_vs_neurokit": round(per["neurokit"] / per["full"], 1),
+        **({"speedup_segment_analysis_vs_neurokit": round(per["neurokit"] / per["segment"], 2)} if segment else {}),
         "speedup_after_read": round((per["neurokit"] - per["wfdb_read"]) / (per["chain"] - per["read"]), 1),
         "r_peaks": {
             "neurokit_peaks": ref_total,
@@ -173,8 +190,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--min-ratio", type=float, default=20.0,
                     help="target: the chain's speed-up over neurokit2 (exit 1 when below)")
+    ap.add_argument("--segment", action="store_true",
+                    help="also time analyze_ecg with delineation='segment' (the learned model; not the default chain)")
     args = ap.parse_args(argv)
-    res = run(args.n, args.repeat)
+    res = run(args.n, args.repeat, args.segment)
     ms, eps = res["ms_per_ecg"], res["ecgs_per_s"]
     print(f"{res['n_files']} PTB-XL ECGs (10 s, 12 leads, 500 Hz), one core, best of {args.repeat}:")
     print(f"  read only (elvmass.read_ecg)           {ms['read']:8.2f} ms/ECG  {eps['read']:8.1f} ECG/s")
@@ -182,6 +201,9 @@ def main(argv=None) -> int:
     print(f"  elvmass read->filter->peaks->beat->fid {ms['chain']:8.2f} ms/ECG  {eps['chain']:8.1f} ECG/s")
     print(f"  elvmass read + analyze_ecg (all)       {ms['full']:8.2f} ms/ECG  {eps['full']:8.1f} ECG/s")
     print(f"  wfdb read + neurokit2 ecg_process (II) {ms['neurokit']:8.2f} ms/ECG  {eps['neurokit']:8.1f} ECG/s")
+    if args.segment:
+        print(f"  elvmass read + analyze (segment model) {ms['segment']:8.2f} ms/ECG  {eps['segment']:8.1f} ECG/s  "
+              f"({res['speedup_segment_analysis_vs_neurokit']}x neurokit2; not the default, no target)")
     print(
         f"  speed-up: chain {res['speedup_chain_vs_neurokit']}x, full analysis {res['speedup_full_analysis_vs_neurokit']}x, "
         f"processing after each side's read {res['speedup_after_read']}x"

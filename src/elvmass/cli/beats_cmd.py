@@ -104,11 +104,20 @@ def beats(
     high_hz: float = typer.Option(40.0, help="Band-pass high cut (Hz)."),
     notch_hz: float | None = typer.Option(None, help="Mains notch (50 or 60 Hz); off by default."),
     fs_hz: float | None = typer.Option(None, "--fs-hz", help="Sampling rate of .npy/.csv array files (they store none)."),
+    delineation: str = typer.Option("rules", help="rules (default: what features and predict use) | segment (the "
+                                    "LUDB-trained segmentation model's boundaries; ~100x slower, see docs/delineation.md)."),
 ) -> None:
     """R peaks, beat window, quality flags, fiducials, measured QRS/axes and voltage criteria of each ECG."""
     from elvmass import read_ecg
-    from elvmass.signal import SignalConfig, analyze_ecg
+    from elvmass.signal import SignalConfig
 
+    if delineation not in ("rules", "segment"):
+        report_error(f"invalid option: --delineation must be 'rules' or 'segment', got {delineation!r}")
+        raise typer.Exit(2)
+    if delineation == "segment":
+        from elvmass.segment.delineate import analyze_ecg_segment as analyze_ecg
+    else:
+        from elvmass.signal import analyze_ecg
     try:
         config = SignalConfig(view=view, low_hz=low_hz, high_hz=high_hz, notch_hz=notch_hz)
     except ValueError as exc:

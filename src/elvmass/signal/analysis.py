@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -181,12 +182,22 @@ def _r(v, nd: int):
     return round(float(v), nd) if v is not None and math.isfinite(float(v)) else math.nan
 
 
-def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: np.random.Generator | None = None) -> ECGAnalysis:
+#: ``fiducials_fn(record, filtered_mv, fs_hz, r_peaks, delineation_beat_mv, r_index, rr_s) -> dict`` of
+#: :data:`FIDUCIAL_NAMES` in samples of the delineation beat: what :func:`analyze_ecg` calls instead of the
+#: rule-based :func:`~elvmass.signal.fiducials.locate_fiducials` when it is given one (a higher layer's
+#: delineator, e.g. :func:`elvmass.segment.delineate.segment_fiducials`; the signal layer imports none).
+FiducialsFn = Callable[..., dict]
+
+
+def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: np.random.Generator | None = None,
+                fiducials_fn: FiducialsFn | None = None) -> ECGAnalysis:
     """Filter, find R peaks, cut the synchronized beat and the configured view, check quality, locate
     fiducials, measure QRS duration and axes, and evaluate the voltage criteria.
 
     Never raises for a bad signal: problems become ``flags`` (and NaN values), so a flagged ECG is
-    reported rather than silently used or dropped.
+    reported rather than silently used or dropped. ``fiducials_fn`` (see :data:`FiducialsFn`) replaces the
+    rule-based delineation; the P-wave checks (``no_p_wave:*``), measurements and criteria that follow
+    are the same for either.
     """
     if not isinstance(record, ECGRecord):
         raise TypeError(f"analyze_ecg needs an ECGRecord (see elvmass.read_ecg), got {type(record).__name__}")
@@ -226,7 +237,10 @@ def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: n
         end_s = start_s + config.beat_before_s + config.beat_after_s
         rr_s = float(np.median(np.diff(r_peaks))) / fs if r_peaks.size >= 2 else None
         beat_mv, dl_mv, nd = _beat_and_delineation_window(filtered, fs, r_peaks, r, config)
-        fid = locate_fiducials(dl_mv, fs, nd, rr_s)
+        if fiducials_fn is None:
+            fid = locate_fiducials(dl_mv, fs, nd, rr_s)
+        else:
+            fid = {k: float(fiducials_fn(record, filtered, fs, r_peaks, dl_mv, nd, rr_s).get(k, math.nan)) for k in FIDUCIAL_NAMES}
         flags += _p_and_t_flags(fid, filtered, fs, r_peaks, dl_mv, nd)
         if any(f.startswith("no_p_wave") for f in flags):
             fid["p_on"] = fid["p_off"] = math.nan
