@@ -36,7 +36,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -221,7 +221,6 @@ def _worker(conn, max_rss_mb: float) -> None:
         if msg is None:
             return
         path = Path(msg)
-        t0 = time.perf_counter()
         c0 = time.process_time()
         outcome = judge(path)
         # the case's time: CPU seconds of this process (wall time on a shared machine measures the others)
