@@ -130,6 +130,8 @@ def test_recalibrated_bundle_predicts_the_linear_map_of_the_original(trained_bun
         line = lines[o["model"]]
         assert n["model"] == o["model"] and "recalibrated" in n["flags"] and "recalibrated" not in o["flags"]
         assert n["lvm_g"] == pytest.approx(line["intercept_g"] + line["slope"] * o["lvm_g"], abs=0.1 + 0.05 * abs(line["slope"]))
+    card = CliRunner().invoke(app, ["model-info", str(recalibrated)])
+    assert card.exit_code == 0 and "## Local recalibration" in card.stdout
 
 
 def test_recalibration_line_is_least_squares_of_true_on_predicted(recalibrated, trained_bundle, external_manifest, tmp_path):
@@ -219,5 +221,23 @@ def test_demo_external_runs_end_to_end(tmp_path):
     assert res.exit_code == 0, res.output + res.stderr
     v = json.loads((tmp_path / "demo" / "validation" / "validation.json").read_text())
     assert v["lvm_conversion"]["n_converted"] == v["n"]
-    assert set(v["models"]["elvmassnet"]["recalibrated"]) == {"25", "50", "100"} | ({"200"} if v["n"] > 201 else set())
+    rec = v["models"]["elvmassnet"]["recalibrated"]
+    assert v["n"] < 201 and set(rec) == {"25", "50", "100", "200"}
+    assert all("mae_g" in rec[k] for k in ("25", "50", "100")) and "too few to score" in rec["200"]["skipped"]
     assert (tmp_path / "demo" / "model-recalibrated" / "recalibration.json").is_file()
+
+
+def test_validate_scores_a_recalibrated_bundle_as_predict_does(recalibrated, validated, external_manifest, tmp_path):
+    out = tmp_path / "v"
+    res = CliRunner().invoke(app, ["validate", "--model", str(recalibrated), "--cohort", str(external_manifest),
+                                   "--out", str(out), "--lvm-conversion", "none", "--recalibrate", "none", "--quiet"])
+    assert res.exit_code == 0, res.output + res.stderr
+    new, orig = pd.read_csv(out / "predictions.csv"), pd.read_csv(validated / "predictions.csv")
+    assert json.loads((out / "validation.json").read_text())["bundle_recalibrated"] is True
+    lines = json.loads((recalibrated / "recalibration.json").read_text())["models"]
+    for name in ("elvmassnet", "elvmassnet_male"):
+        line = lines[name]
+        want = line["intercept_g"] + line["slope"] * orig[f"{name}_lvm_g"]
+        got = new[f"{name}_lvm_g"]
+        ok = want.notna()
+        assert ok.sum() > 5 and np.allclose(got[ok], want[ok], atol=0.02 + 0.01 * abs(line["slope"]))

@@ -340,8 +340,16 @@ def write_recalibrated_bundle(src, out_dir, recalibrations: dict, info: dict | N
     hashes = json.loads((src / HASHES_NAME).read_text(encoding="utf-8"))
     out.mkdir(parents=True, exist_ok=True)
     for fname in hashes["files"]:
-        if fname not in (CONFIG_NAME, RECALIBRATION_NAME):
+        if fname not in (CONFIG_NAME, RECALIBRATION_NAME, "model_card.md"):
             atomic_write(out / fname, lambda tmp, f=fname: shutil.copyfile(src / f, tmp))
+    if "model_card.md" in hashes["files"]:  # the card says the outputs are no longer the trained model's own
+        lines = [f"- `{n}`: lvm_g = {c.pooled[0]:.2f} g + {c.pooled[1]:.4f} x model output (n = {c.n})"
+                 for n, c in sorted(recalibrations.items())]
+        card = (src / "model_card.md").read_text(encoding="utf-8").rstrip() + (
+            "\n\n## Local recalibration\n\nThis bundle maps every model's output through a linear recalibration fitted "
+            f"on local labelled cases ({RECALIBRATION_NAME}; `elvmass recalibrate`):\n\n" + "\n".join(lines)
+            + "\n\nPrediction intervals are the training site's, mapped through the same line (not re-calibrated).\n")
+        atomic_write(out / "model_card.md", lambda tmp: tmp.write_text(card, encoding="utf-8"))
     body = json.dumps(to_jsonable({"method": "linear: lvm_g = intercept_g + slope * predicted",
                                    "models": {n: c.to_dict() for n, c in sorted(recalibrations.items())}}),
                       indent=2, allow_nan=False)
@@ -351,7 +359,8 @@ def write_recalibrated_bundle(src, out_dir, recalibrations: dict, info: dict | N
                                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **(info or {})}
     text = json.dumps(to_jsonable(config), indent=2, allow_nan=False)
     atomic_write(out / CONFIG_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    files = {f: h for f, h in hashes["files"].items() if f not in (CONFIG_NAME, RECALIBRATION_NAME)}
+    files = {f: (sha256_file(out / f) if f == "model_card.md" else h) for f, h in hashes["files"].items()
+             if f not in (CONFIG_NAME, RECALIBRATION_NAME)}
     files[RECALIBRATION_NAME] = sha256_file(out / RECALIBRATION_NAME)
     files[CONFIG_NAME] = sha256_file(out / CONFIG_NAME)
     htext = json.dumps({"algorithm": "sha256", "files": files}, indent=2)

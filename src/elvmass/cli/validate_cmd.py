@@ -163,6 +163,8 @@ def recalibrate_cmd(
         fail(str(exc))
     for p in summary["problems"]:
         report_error(p)
+    for w in summary["warnings"]:
+        err_console.print(f"warning: {w}", highlight=False, markup=False)
     summary["out"] = str(out)
     if json_out:
         print_json_line(summary)

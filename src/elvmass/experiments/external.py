@@ -113,9 +113,12 @@ def _sex_of(name: str, bundle) -> str | None:
     return bundle.sexes.get(name)
 
 
-def predict_cohort(bundle, df: pd.DataFrame, cache_dir) -> tuple[object, dict[str, np.ndarray], dict[str, str | None]]:
-    """(CohortData of the usable rows, model name -> raw predicted LVM per row (NaN outside a sex-specific
-    model's sex), name -> sex served). Sex-specific pairs are pooled as ``<base>_sex_specific``.
+def predict_cohort(bundle, df: pd.DataFrame, cache_dir, *, apply_recalibration: bool = True
+                   ) -> tuple[object, dict[str, np.ndarray], dict[str, str | None]]:
+    """(CohortData of the usable rows, model name -> predicted LVM per row (NaN outside a sex-specific
+    model's sex), name -> sex served). Sex-specific pairs are pooled as ``<base>_sex_specific``. A bundle's
+    own recalibration (``elvmass recalibrate``) is applied as ``predict`` applies it, unless
+    ``apply_recalibration`` is False (the raw model outputs, which a new recalibration is fitted on).
 
     ECGs that cannot be read or give no beat are dropped and listed in ``data.dropped``; ECGs with quality
     flags are kept with their flags, as in the study the model was judged by internally (their rates are
@@ -133,6 +136,9 @@ def predict_cohort(bundle, df: pd.DataFrame, cache_dir) -> tuple[object, dict[st
         p = np.full(len(data), np.nan)
         if len(rows):
             p[rows] = np.asarray(bundle.fitted[name].predict(data, rows), float)
+            recal = bundle.recalibration(name) if apply_recalibration else None
+            if recal is not None:
+                p[rows] = recal.apply(p[rows], sex[rows])
         preds[name] = p
         sexes[name] = sx
     for base in sorted({n[: -len(suf)] for n in preds for suf in SEX_SUFFIXES if n.endswith(suf)}):
@@ -239,6 +245,7 @@ def validate_external(model_dir, manifest, out_dir, *, conversion: LVMConversion
         "models": models,
         "shift": shift,
         "training_cohort": {k: v for k, v in (bundle.config.get("training_cohort") or {}).items() if k != "distribution"},
+        "bundle_recalibrated": bool(bundle.recalibrations),
         "internal_holdout": {n: {k: e.get("training", {}).get(k) for k in ("calibration_mae_g", "calibration_mape_pct",
                                                                              "n_calibration")}
                              for n, e in bundle.config["models"].items()},
@@ -293,10 +300,10 @@ def recalibrate_bundle(model_dir, manifest, out_dir, *, conversion: LVMConversio
     df, problems, conv_info = load_external_cohort(manifest, conversion, require_conversion=require_conversion,
                                                    cutoffs=bundle.lvh_cutoffs)
     cache = Path(cache_dir) if cache_dir is not None else Path(manifest).resolve().parent / ".elvmass-cache"
-    data, preds, sexes = predict_cohort(bundle, df, cache)
+    data, preds, sexes = predict_cohort(bundle, df, cache, apply_recalibration=False)  # a new line replaces any old one
     problems += [f"{d['ecg_path']}: {d['problem']} (skipped)" for d in data.dropped]
     y = data.manifest["lvm_g"].to_numpy(float)
-    cals, fits = {}, {}
+    cals, fits, warnings = {}, {}, []
     for name in bundle.model_names:
         p = preds[name]
         ok = np.isfinite(p) & np.isfinite(y)
@@ -304,6 +311,9 @@ def recalibrate_bundle(model_dir, manifest, out_dir, *, conversion: LVMConversio
             raise BundleError(f"{manifest}: only {int(ok.sum())} usable labelled case(s) for model {name!r}; "
                               "recalibration needs at least 10 (3 per sex-specific model)")
         cal = LinearCalibration.fit(y[ok], p[ok])
+        if not cal.pooled[1] > 0:  # kept as fitted, but a line that reverses the ranking is said out loud
+            warnings.append(f"{name}: the fitted slope is {cal.pooled[1]:.3f} (not positive): the model's output does not "
+                            "rank this site's cases; the recalibrated bundle predicts little more than a constant")
         cals[name] = cal
         fits[name] = {"intercept_g": cal.pooled[0], "slope": cal.pooled[1], "n": cal.n, "sex": sexes[name]}
         if log is not None:
@@ -312,7 +322,7 @@ def recalibrate_bundle(model_dir, manifest, out_dir, *, conversion: LVMConversio
             "scheme": "per model, least squares of true on predicted LVM over all local cases (sex-specific models: "
                       "their own sex)"}
     write_recalibrated_bundle(model_dir, out_dir, cals, info)
-    return to_jsonable({"out": str(out_dir), "n": int(len(data)), "problems": problems, "models": fits,
+    return to_jsonable({"out": str(out_dir), "n": int(len(data)), "problems": problems, "warnings": warnings, "models": fits,
                         "lvm_conversion": conv_info})
 
 
