@@ -97,8 +97,9 @@ def validate(
 ) -> None:
     """Judge a trained bundle on another site's cohort: MAE/MAPE/bias/LVH, recalibration curve, distribution shift.
 
-    Bad manifest rows (missing file, unknown sex, LVM out of range, ...) and unusable ECGs are reported one
-    line each and skipped; the rest is scored and the exit status is 1.
+    Bad manifest rows (missing file, unknown sex, LVM out of range, ...) and unreadable ECGs are reported one
+    line each and skipped; the rest is scored and the exit status is 1. ECGs with quality flags are scored
+    (as in the study) and their flag rates enter the distribution-shift table.
     """
     from elvmass.atomic import atomic_dir
     from elvmass.bundle import verify_bundle
