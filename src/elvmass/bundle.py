@@ -10,6 +10,8 @@ A bundle is a folder::
       elvmassnet.safetensors          one array file per model (e.g. the model for both sexes and
       elvmassnet_male.safetensors     the sex-specific ones)
       elvmassnet*.onnx                optional ONNX exports (:func:`export_onnx`, ``elvmass train --onnx``)
+      recalibration.json              optional local linear recalibration per model
+                                      (``elvmass recalibrate``, :func:`write_recalibrated_bundle`)
       hashes.json                     SHA-256 of every file above
 
 Any model family of :mod:`elvmass.models.base` whose fitted model gives ``state()`` can be stored.
@@ -39,6 +41,7 @@ BUNDLE_FORMAT = "elvmass-model-bundle"
 BUNDLE_FORMAT_VERSION = 2  # 2: any model family (spec + state); 1: eLVMass-Net only, still read
 CONFIG_NAME = "bundle.json"
 HASHES_NAME = "hashes.json"
+RECALIBRATION_NAME = "recalibration.json"
 
 
 class BundleError(ElvmassError):
@@ -64,6 +67,7 @@ class Bundle:
     fitted: dict = field(default_factory=dict)  # name -> FittedModel
     sexes: dict = field(default_factory=dict)  # name -> "M" | "F" | None
     engine: str = "torch"
+    recalibrations: dict = field(default_factory=dict)  # name -> LinearCalibration (elvmass recalibrate)
 
     @property
     def model_names(self) -> list[str]:
@@ -106,6 +110,11 @@ class Bundle:
             return Calibration.from_dict(entry)
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{self.path / CONFIG_NAME}: bad conformal calibration of {name!r} ({exc})") from exc
+
+    def recalibration(self, name: str):
+        """The model's local linear recalibration (:class:`elvmass.evaluate.recalibration.LinearCalibration`)
+        that ``predict`` applies to its output, or None for a bundle that carries none."""
+        return self.recalibrations.get(name)
 
     @property
     def interval_level(self) -> float:
@@ -239,6 +248,9 @@ def verify_bundle(path) -> dict:
     if version > BUNDLE_FORMAT_VERSION:
         raise BundleError(f"{path}: bundle format {config.get('format_version')} is newer than this elvmass supports "
                           f"({BUNDLE_FORMAT_VERSION}); upgrade elvmass")
+    recal = config.get("recalibration")
+    if recal is not None and (not isinstance(recal, dict) or recal.get("file") not in recorded):
+        raise BundleError(f"{path}: the recalibration file of this bundle is not covered by {HASHES_NAME}")
     for name, entry in models.items():
         for key in ("weights", "onnx"):
             if (key == "weights" or entry.get(key)) and entry.get(key) not in recorded:
@@ -296,7 +308,64 @@ def load_bundle(path, *, engine: str = "torch") -> Bundle:
             fitted.onnx_session = ort.InferenceSession(str(path / entry["onnx"]), opts, providers=["CPUExecutionProvider"])
         bundle.fitted[name] = fitted
         bundle.sexes[name] = entry.get("sex")
+    if config.get("recalibration"):
+        bundle.recalibrations = _load_recalibrations(path, config, set(bundle.fitted))
     return bundle
+
+
+def _load_recalibrations(path: Path, config: dict, names: set) -> dict:
+    from elvmass.evaluate.recalibration import LinearCalibration
+
+    f = path / config["recalibration"]["file"]
+    try:
+        entries = json.loads(f.read_text(encoding="utf-8"))["models"]
+        out = {str(n): LinearCalibration.from_dict(e) for n, e in entries.items()}
+    except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BundleError(f"{f}: bad recalibration ({exc})") from exc
+    unknown = sorted(set(out) - names)
+    if unknown:
+        raise BundleError(f"{f}: recalibration of model(s) not in the bundle: {', '.join(unknown)}")
+    return out
+
+
+def write_recalibrated_bundle(src, out_dir, recalibrations: dict, info: dict | None = None) -> Path:
+    """A copy of bundle ``src`` in ``out_dir`` that carries ``recalibrations`` (model name ->
+    :class:`~elvmass.evaluate.recalibration.LinearCalibration`) in ``recalibration.json``, recorded in
+    ``bundle.json`` and covered by ``hashes.json`` like every other file, so a changed calibration is refused
+    at load. ``info`` (JSON-able: where the local cases came from) goes into ``bundle.json``."""
+    import shutil
+
+    src, out = Path(src), Path(out_dir)
+    config = verify_bundle(src)
+    hashes = json.loads((src / HASHES_NAME).read_text(encoding="utf-8"))
+    out.mkdir(parents=True, exist_ok=True)
+    for fname in hashes["files"]:
+        if fname not in (CONFIG_NAME, RECALIBRATION_NAME, "model_card.md"):
+            atomic_write(out / fname, lambda tmp, f=fname: shutil.copyfile(src / f, tmp))
+    if "model_card.md" in hashes["files"]:  # the card says the outputs are no longer the trained model's own
+        lines = [f"- `{n}`: lvm_g = {c.pooled[0]:.2f} g + {c.pooled[1]:.4f} x model output (n = {c.n})"
+                 for n, c in sorted(recalibrations.items())]
+        card = (src / "model_card.md").read_text(encoding="utf-8").rstrip() + (
+            "\n\n## Local recalibration\n\nThis bundle maps every model's output through a linear recalibration fitted "
+            f"on local labelled cases ({RECALIBRATION_NAME}; `elvmass recalibrate`):\n\n" + "\n".join(lines)
+            + "\n\nPrediction intervals are the training site's, mapped through the same line (not re-calibrated).\n")
+        atomic_write(out / "model_card.md", lambda tmp: tmp.write_text(card, encoding="utf-8"))
+    body = json.dumps(to_jsonable({"method": "linear: lvm_g = intercept_g + slope * predicted",
+                                   "models": {n: c.to_dict() for n, c in sorted(recalibrations.items())}}),
+                      indent=2, allow_nan=False)
+    atomic_write(out / RECALIBRATION_NAME, lambda tmp: tmp.write_text(body, encoding="utf-8"))
+    config = dict(config)
+    config["recalibration"] = {"file": RECALIBRATION_NAME, "recalibrated_from": str(src),
+                               "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **(info or {})}
+    text = json.dumps(to_jsonable(config), indent=2, allow_nan=False)
+    atomic_write(out / CONFIG_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    files = {f: (sha256_file(out / f) if f == "model_card.md" else h) for f, h in hashes["files"].items()
+             if f not in (CONFIG_NAME, RECALIBRATION_NAME)}
+    files[RECALIBRATION_NAME] = sha256_file(out / RECALIBRATION_NAME)
+    files[CONFIG_NAME] = sha256_file(out / CONFIG_NAME)
+    htext = json.dumps({"algorithm": "sha256", "files": files}, indent=2)
+    atomic_write(out / HASHES_NAME, lambda tmp: tmp.write_text(htext, encoding="utf-8"))
+    return out
 
 
 def export_onnx(path) -> list[Path]:

@@ -25,6 +25,8 @@ given sex contradicts the file's sex           ``InputValueError`` for that file
                                                ``force_sex=True`` (CLI ``--force-sex``), then
                                                flag ``override:sex``
 predicted mass outside 30–600 g                flag ``implausible_output:lvm_g``, no LVH call
+a bundle carrying a local recalibration        the model's output mapped by its line, flag
+(``elvmass recalibrate``)                      ``recalibrated``
 =============================================  ==================================================
 
 Every prediction carries ``flags``: signal quality flags from the analysis plus
@@ -190,6 +192,11 @@ def predict_record(bundle, record, *, path: str | None = None, age_years=None, s
         lvm = float(fitted.scaler.to_grams(bundle.run(name, t.ecg, t.demographics, t.params))[0])
     else:
         lvm = float(fitted.predict(data, np.array([0]))[0])
+    recal = bundle.recalibration(name) if hasattr(bundle, "recalibration") else None
+    if recal is not None:  # the bundle's local linear recalibration (elvmass recalibrate), hash-checked at load
+        raw_lvm = lvm
+        lvm = float(recal.apply([lvm], [sx])[0])
+        flags.append("recalibrated")
     bsa = float(bsa_m2(h, w)) if (h and w and h > 0 and w > 0) else None
     lvmi = lvm / bsa if bsa else None
     lvh = None
@@ -201,7 +208,13 @@ def predict_record(bundle, record, *, path: str | None = None, age_years=None, s
         lvh = bool(lvmi > bundle.lvh_cutoffs[sx])
     if bsa is None:
         flags.append("no_bsa")
-    low, high, level, prob = _interval(bundle, name, lvm, sx, bsa, flags)
+    if recal is None:
+        low, high, level, prob = _interval(bundle, name, lvm, sx, bsa, flags)
+    else:  # the training site's conformal interval, mapped through the same line (see docs/external-validation.md)
+        low, high, level, prob = _interval(bundle, name, raw_lvm, sx, bsa, flags)
+        if low is not None:
+            low, high = sorted(float(v) for v in recal.apply([low, high], [sx, sx]))
+            _, _, _, prob = _interval(bundle, name, lvm, sx, bsa, []) if lvm > 0 else (None, None, None, None)
     return Prediction(path, lvm, lvmi, lvh, name, flags, age, sx, h, w, bsa, low, high, level, prob,
                       None if excluded is None else f"{excluded[0]}: {excluded[1]}")
 

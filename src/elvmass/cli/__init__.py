@@ -18,6 +18,7 @@ from elvmass.cli import serve_cmd  # noqa: F401
 from elvmass.cli import experiments_cmd  # noqa: F401
 from elvmass.cli import segment_cmd  # noqa: F401
 from elvmass.cli import explain_cmd  # noqa: F401
+from elvmass.cli import validate_cmd  # noqa: F401
 
 
 def main() -> None:

@@ -319,13 +319,23 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic cohort and of the models."),
     preset: str = typer.Option("paper", "--preset", help="quick or paper."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or log lines."),
+    external: bool = typer.Option(False, "--external", help="Instead of the study: train on the internal cohort, "
+                                  "validate on a synthetic external site (echo LVM, another cart) and recalibrate."),
+    n_external: int = typer.Option(2579, "--n-external", help="With --external: patients at the external site "
+                                   "(the paper's NTUH cohort: 2,579)."),
 ) -> None:
-    """Generate the built-in synthetic cohort, build its manifest and run the sex-specific study."""
+    """Generate the built-in synthetic cohort, build its manifest and run the sex-specific study
+    (with --external: train, validate on a synthetic external site, recalibrate)."""
     from elvmass.cohort import build_cohort, write_manifest
     from elvmass.experiments.study import run_study
     from elvmass.synth import SynthConfig, generate_cohort
 
     chosen = _check_preset(preset, seed=seed)
+    if external:
+        from elvmass.cli.validate_cmd import run_external_demo
+
+        run_external_demo(out, n=n, n_external=n_external, seed=seed, preset=chosen, quiet=quiet)
+        return
     t0 = time.perf_counter()
     try:
         with _progress_bar(f"simulating {n} patients", enabled=not quiet) as cb:

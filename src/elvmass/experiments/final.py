@@ -8,7 +8,9 @@ eLVMass-Net for both sexes and, with ``sex_specific``, one per sex; extra regist
 With ``calibration_fraction`` > 0 (default 0.1) that share of the training patients (every n-th in LVM
 order, disjoint from the validation rows) is held out from fitting and calibrates split-conformal
 prediction intervals (:mod:`elvmass.evaluate.conformal`), stored in the bundle; ``predict`` then gives
-``lvm_g_low``/``lvm_g_high`` and an LVH probability. A ``model_card.md`` is written into every bundle.
+``lvm_g_low``/``lvm_g_high`` and an LVH probability; their MAE and MAPE are kept as an internal held-out error.
+A ``model_card.md`` is written into every bundle, and the training cohort's distribution summary
+(:func:`elvmass.experiments.external.cohort_distribution`) that ``elvmass validate`` compares external cohorts with.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import numpy as np
 
 from elvmass.bundle import BundleError, save_bundle
 from elvmass.evaluate import conformal
+from elvmass.evaluate.metrics import mae_g, mape_pct
 from elvmass.evaluate.splits import Split, hold_out_patients, train_val_split
+from elvmass.experiments.external import cohort_distribution
 from elvmass.experiments.study import cohort_summary, default_cache_dir, load_study_manifest, make_preset, study_data
 
 
@@ -61,6 +65,9 @@ def train_bundle(manifest, out_dir, preset="paper", *, sex_specific: bool = True
         sexes[e.name] = e.sex
         if len(cal) >= 10:
             pred = np.asarray(fitted.predict(data, cal), float)
+            # the held-out calibration patients are never fitted on: their error is an internal held-out MAE
+            fitted.info["calibration_mae_g"] = round(mae_g(y_g[cal], pred), 3)
+            fitted.info["calibration_mape_pct"] = round(mape_pct(y_g[cal], pred), 3)
             if np.all(pred > 0):
                 c = conformal.calibrate(y_g[cal], pred, sex_all[cal], "normalised")
                 calibrations[e.name] = {**c.to_dict(), "level": conformal.DEFAULT_LEVEL, "n": c.n,
@@ -76,6 +83,8 @@ def train_bundle(manifest, out_dir, preset="paper", *, sex_specific: bool = True
     train_config = {"preset": preset.to_dict(), "n_dropped_ecgs": len(data.dropped), "n_dropped_rows": int(n_invalid),
                     "calibration_fraction": calibration_fraction, "elapsed_s": round(time.perf_counter() - t0, 1)}
     cohort = cohort_summary(data.manifest)
+    # what `elvmass validate` compares an external cohort with (distribution shift, the LVM histogram by sex)
+    cohort["distribution"] = cohort_distribution(data)
     card = model_card(trained, sexes, cohort=cohort, calibrations=calibrations, train_config=train_config,
                       manifest=data.manifest, study_results=study_results)
     return save_bundle(out_dir, signal_config=preset.signal, models=trained, sexes=sexes, cohort=cohort,

@@ -155,3 +155,52 @@ def reliability_figure(results: dict) -> bytes:
     ax.set_ylim(0, 1)
     ax.legend(fontsize=6)
     return _png(fig)
+
+
+def cohort_shift_figure(pred: pd.DataFrame, training_histogram: dict | None) -> bytes:
+    """The paper's Figure 3: true-LVM distribution of the external cohort beside the training cohort's, by
+    sex, as densities (the training side from the LVM histogram stored in the bundle)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.4), squeeze=False)
+    edges = np.asarray((training_histogram or {}).get("edges_g") or np.arange(30, 610, 10), float)
+    for ax, (sex, label) in zip(axes[0], (("M", "male"), ("F", "female"))):
+        v = pred.loc[pred["sex"] == sex, "lvm_g"].to_numpy(float)
+        v = v[np.isfinite(v)]
+        if v.size:
+            ax.hist(v, bins=edges, density=True, alpha=0.45, color="tab:orange",
+                    label=f"external (n={v.size}, mean {v.mean():.0f} g)")
+        counts = np.asarray(((training_histogram or {}).get("counts") or {}).get(sex) or [], float)
+        if counts.size == len(edges) - 1 and counts.sum() > 0:
+            dens = counts / (counts.sum() * np.diff(edges))
+            centres = (edges[:-1] + edges[1:]) / 2
+            mean = float((centres * counts).sum() / counts.sum())
+            ax.step(edges[:-1], dens, where="post", color="k", lw=1.3,
+                    label=f"training (n={int(counts.sum())}, mean {mean:.0f} g)")
+        ax.set_title(f"true LVM, {label}", fontsize=9)
+        ax.set_xlabel("LVM (g; echo rows converted)")
+        ax.set_ylabel("density")
+        ax.set_xlim(30, max(300.0, float(np.nanmax(v)) + 10 if v.size else 300.0))
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def recalibration_curve_figure(results: dict) -> bytes:
+    """MAE after recalibration against the number of local cases k (mean ± SD across draws), the
+    uncalibrated MAE as a dashed line, per model."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    for name, m in results.get("models", {}).items():
+        rec = {int(k): v for k, v in (m.get("recalibrated") or {}).items() if "mae_g" in v}
+        if not rec:
+            continue
+        ks = sorted(rec)
+        mean = [rec[k]["mae_g"]["mean"] for k in ks]
+        sd = [rec[k]["mae_g"]["sd"] or 0.0 for k in ks]
+        line = ax.errorbar(ks, mean, yerr=sd, marker="o", ms=3, capsize=2, lw=1.2, label=name)
+        ax.axhline(m["uncalibrated"]["mae_g"], color=line[0].get_color(), ls="--", lw=0.8)
+    ax.set_xlabel("local labelled cases k")
+    ax.set_ylabel("MAE on the other cases (g)")
+    ax.set_title("recalibration (dashed: uncalibrated)", fontsize=9)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6)
+    return _png(fig)
