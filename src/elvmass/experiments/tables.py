@@ -20,7 +20,8 @@ paired t-test p-value against the reference (:func:`elvmass.evaluate.stats.paire
 
 More tables plug in with :func:`register_table`: Table 2 (the comparators) is a
 :class:`ModelsTable` over registered recipes, e.g.
-``register_table(ModelsTable("2", "Comparators", (("LVM-AI", "lvm_ai_original"), ...)))``; Table 3
+``register_table(SaliencyTable("3", "Table 3. Saliency by ECG segment, lead group and LVM tertile"))
+register_table(ModelsTable("2", "Comparators", (("LVM-AI", "lvm_ai_original"), ...)))``; Table 3
 (saliency) a subclass whose :meth:`ExperimentTable.build` reads the fitted models' saliency. Every
 table asks for models as :class:`~elvmass.experiments.protocol.ModelEntry` rows; rows with the same
 name in several tables are one model, trained once per fold.
@@ -70,6 +71,9 @@ class TableContext:
     models: dict  # summarise(): name -> metrics (overall and by_sex)
     n_folds: int
     reference: str = REFERENCE
+    data: object = None  # the CohortData the models ran on (tables that read ECGs: 3, S2)
+    out_dir: object = None  # where a table may write its figures (Figure 4)
+    preset: object = None  # the StudyPreset (seed, signal)
 
 
 @dataclass
@@ -80,6 +84,11 @@ class BuiltTable:
     title: str
     frame: pd.DataFrame
     rows: list[dict] = field(default_factory=list)
+    markdown: str | None = None  # its own Markdown layout (else the frame as one Markdown table)
+    images: list[tuple[str, object]] = field(default_factory=list)  # (caption, PNG path) for the report
+    notes: list[str] = field(default_factory=list)  # lines shown under the table in the report
+    display: pd.DataFrame | None = None  # what the report shows, when not the frame itself
+    info: dict = field(default_factory=dict)  # more numbers for experiments.json (counts, times)
 
 
 class ExperimentTable:
@@ -93,6 +102,10 @@ class ExperimentTable:
 
     def build(self, ctx: TableContext, rows: list[Row]) -> BuiltTable:
         raise NotImplementedError
+
+    def keep_models(self, rows: list[Row]) -> tuple[str, ...]:
+        """Models whose fitted fold models the table reads after the run (their weights are kept)."""
+        return ()
 
 
 TABLES: dict[str, ExperimentTable] = {}
@@ -233,6 +246,55 @@ class SexTable(ExperimentTable):
         return BuiltTable(self.key, self.title, pd.DataFrame(frame), nums)
 
 
+class SaliencyTable(ExperimentTable):
+    """Table 3 (and Figure 4): the saliency of every fold model of the non-sex-specific, male and female
+    eLVMass-Net on its own out-of-fold test cases (:func:`elvmass.explain.fold_saliency`), by LVM
+    tertile x segment x lead group, for all test cases and the paper's 5 per tertile (seeded). The
+    fold models' weights are kept in ``tasks/`` (``<key>.safetensors``) so a rerun reuses them."""
+
+    def __init__(self, key: str, title: str, method: str = "gradient"):
+        self.key, self.title, self.method = key, title, method
+
+    def rows(self, preset) -> list[Row]:
+        return SexTable.rows(self, preset)
+
+    def keep_models(self, rows: list[Row]) -> tuple[str, ...]:
+        return tuple(r.model for r in rows)
+
+    def build(self, ctx: TableContext, rows: list[Row]) -> BuiltTable:
+        import time
+        from pathlib import Path
+
+        from elvmass.atomic import atomic_write_text
+        from elvmass.explain import (figure_4, fold_saliency, saliency_table, table_3_display, table_3_markdown)
+
+        t0 = time.perf_counter()
+        fold_models = [fm for r in rows for fm in ctx.result.fitted(r.model)]
+        cases = fold_saliency(ctx.data, fold_models, method=self.method)
+        seed = getattr(ctx.preset, "seed", 0)
+        table = saliency_table(cases, seed=seed)
+        images, notes = [], []
+        if ctx.out_dir is not None:
+            out = Path(ctx.out_dir)
+            atomic_write_text(out / "saliency_cases.csv", cases.round(3).to_csv(index=False))
+            png = figure_4(ctx.data, fold_models, cases, out / "figure_4.png", method=self.method) if len(cases) else None
+            if png is not None:
+                images.append(("Figure 4. Saliency in men (top) and women (bottom): the cases with the lowest, "
+                               "median and highest LVM, each explained by the fold model that had it as a test case",
+                               png))
+        display, notes = table_3_display(table)
+        notes = [f"{self.method} saliency (|d LVM / d input|) of each fold model on its own test cases; each cell the "
+                 "mean % of an ECG's total saliency; LL limb leads, PL precordial leads; 'not found': ECGs per "
+                 "tertile whose segment boundaries could not be found (that share is counted in no segment). "
+                 f"The 5-per-tertile rows are drawn with seed {seed}.", *notes]
+        flat = table.round(2).reset_index()
+        nums = [dict(r) | {"method": self.method} for r in flat.to_dict(orient="records")]
+        return BuiltTable(self.key, self.title, flat, nums, markdown=table_3_markdown(table, method=self.method),
+                          images=images, notes=notes, display=display,
+                          info={"n_cases": int(len(cases)), "saliency_s": round(time.perf_counter() - t0, 1),
+                                "method": self.method})
+
+
 def _delong_p(ctx: TableContext, a: str, b: str, sex: str) -> float | None:
     df = ctx.result.manifest
     s = df["sex"].to_numpy(object)
@@ -257,6 +319,7 @@ register_table(AblationTable("1c", "Table 1(c). Input combination", "Inputs", "i
                               ("ECG + demographics", "ecg+demographics"), ("All (eLVMass-Net)", None))))
 register_table(SexTable("s4", "Table S4. LV mass estimation: sex-specific vs non-sex-specific models", "lvm"))
 register_table(SexTable("s5", "Table S5. LVH classification: sex-specific vs non-sex-specific models", "lvh"))
+register_table(SaliencyTable("3", "Table 3. Saliency by ECG segment, lead group and LVM tertile"))
 register_table(ModelsTable("2", "Table 2. Comparators retrained in the same protocol (original setting and all features)",
                            (("LVM-AI, original setting (ECG + age, sex, BMI)", "lvm_ai_original"),
                             ("LVM-AI, all features", "lvm_ai_all"),
