@@ -170,7 +170,8 @@ def write_experiment_outputs(out_dir: Path, results: dict, built: dict, result) 
 
     for key, b in built.items():
         atomic_write_text(out_dir / f"table_{key}.csv", b.frame.to_csv(index=False))
-        atomic_write_text(out_dir / f"table_{key}.md", b.markdown or to_markdown(b.frame, b.title))
+        md = b.markdown or to_markdown(b.frame, b.title) + "".join(f"\n{n}\n" for n in b.notes)
+        atomic_write_text(out_dir / f"table_{key}.md", md)
     pred = predictions_frame(result)
     atomic_write(out_dir / "predictions.csv", lambda tmp: pred.to_csv(tmp, index=False))
     atomic_write_text(out_dir / "learning_curves.json", json.dumps(to_jsonable(result.histories)))
