@@ -13,7 +13,9 @@ runner                     what it does
                            cohort's model inputs are scattered to the workers once
 :func:`cached_runner`      wraps another runner with a :class:`TaskStore`: finished tasks are read
                            back from disk (by :attr:`FoldTask.key`), only the others are run, each
-                           result saved atomically as soon as it arrives (an interrupted run resumes)
+                           result saved atomically as soon as it arrives (an interrupted run resumes);
+                           a task that keeps its model (:attr:`FoldTask.keep_model`) stores its
+                           weights as ``<key>.safetensors`` and is reused only with them
 =========================  ======================================================================
 
 Threads: one training uses ``TrainConfig.num_threads`` torch threads (set inside the fit loop, in
@@ -83,6 +85,8 @@ class TaskStore:
     def load(self, task: FoldTask) -> FoldResult | None:
         """The stored result, or None when absent or unreadable, or when the task keeps its model and
         no weights were stored with it (then the task runs again)."""
+        from safetensors import SafetensorError
+
         try:
             d = json.loads(self.path(task).read_text())
             if d.get("key") != task.key or not np.array_equal(d["test_rows"], task.split.test):
@@ -97,12 +101,8 @@ class TaskStore:
             return FoldResult(d["name"], int(d["fold"]), np.asarray(d["test_rows"], dtype=int),
                               np.asarray(d["lvm_g"], dtype=float), list(d.get("history", [])), dict(d.get("info", {})),
                               float(d.get("elapsed_s", 0.0)), state)
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError):  # a truncated weights file too
             return None
-        except Exception as exc:  # safetensors raises its own error on a truncated file
-            if type(exc).__name__ == "SafetensorError":
-                return None
-            raise
 
 
 def cached_runner(store: TaskStore, inner=None, *, log: Callable[[str], None] | None = None,
