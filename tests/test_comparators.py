@@ -130,3 +130,121 @@ def test_fitted_comparators_survive_their_bundle_state(small_cohort):
         assert all(isinstance(v, np.ndarray) for v in arrays.values())
         again = families()[spec.family].load_fitted(spec_from_dict(spec.to_dict()), arrays, meta)
         np.testing.assert_allclose(again.predict(data, split.test), pred, rtol=1e-5, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------
+# Table 2 and Table S2 of `elvmass experiments`
+# ------------------------------------------------------------------------------------------------
+
+
+def _p(a, b) -> str:
+    from scipy.stats import ttest_rel
+
+    p = ttest_rel(a, b).pvalue
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def test_table_2_layout_and_fold_level_p_values():
+    """Table 2 as the paper lays it out: per comparator its original-setting and all-features rows, the
+    fold-level paired t-test against eLVMass-Net, and between a comparator's two settings (scipy's
+    ttest_rel on the same per-fold values gives the expectation)."""
+    from elvmass.evaluate.metrics import mean_sd
+    from elvmass.experiments.study import make_preset
+    from elvmass.experiments.tables import TABLES, TableContext
+
+    table = TABLES["2"]
+    rows = table.rows(make_preset("quick"))
+    assert [r.model for r in rows] == ["elvmassnet", *COMPARATORS]
+    rng = np.random.default_rng(1)
+    folds = {r.model: (rng.uniform(10, 30, 5), rng.uniform(8, 25, 5)) for r in rows}
+    models = {m: {"n": 100, "mae_g": mean_sd(a), "mape_pct": mean_sd(b)} for m, (a, b) in folds.items()}
+    built = table.build(TableContext(None, models, 5), rows)
+    t = built.frame
+    assert list(t.columns) == ["Model", "Setting", "MAE (g)", "MAPE (%)", "p vs eLVMass-Net (MAE)",
+                               "p vs eLVMass-Net (MAPE)", "p original vs all features (MAE)", "model"]
+    assert t["Model"].tolist() == ["eLVMass-Net", "LVM-AI", "LVM-AI", "ECG-AI", "ECG-AI", "Voltage criteria (linear)"]
+    assert t["Setting"].str.startswith("Original setting").tolist() == [False, True, False, True, False, False]
+    assert t.loc[0, "MAE (g)"] == f"{np.mean(folds['elvmassnet'][0]):.1f} ± {np.std(folds['elvmassnet'][0], ddof=1):.1f}"
+    ref_mae, ref_mape = folds["elvmassnet"]
+    assert t.loc[0, ["p vs eLVMass-Net (MAE)", "p vs eLVMass-Net (MAPE)", "p original vs all features (MAE)"]].tolist() \
+        == ["—"] * 3
+    for i, name in enumerate(COMPARATORS, start=1):
+        assert t.loc[i, "p vs eLVMass-Net (MAE)"] == _p(folds[name][0], ref_mae)
+        assert t.loc[i, "p vs eLVMass-Net (MAPE)"] == _p(folds[name][1], ref_mape)
+    for orig, all_ in (("lvm_ai_original", "lvm_ai_all"), ("ecg_ai_original", "ecg_ai_all")):
+        i = COMPARATORS.index(all_) + 1
+        assert t.loc[i, "p original vs all features (MAE)"] == _p(folds[all_][0], folds[orig][0])
+        assert t.loc[i - 1, "p original vs all features (MAE)"] == "—"
+    assert t.loc[5, "p original vs all features (MAE)"] == "—"  # one setting only
+    assert built.rows[2]["p_settings_mape"] == pytest.approx(
+        __import__("scipy.stats").stats.ttest_rel(folds["lvm_ai_all"][1], folds["lvm_ai_original"][1]).pvalue)
+
+
+def test_experiments_table_s2_criteria_and_model(trained_bundle, tmp_path):
+    """`elvmass experiments --tables s2` (quick preset, one epoch): the voltage criteria at their published
+    cut-offs and eLVMass-Net's predicted LVMI as LVH classifiers, each row's metrics recomputed here from
+    the criterion values and predictions.csv."""
+    import pandas as pd
+
+    from elvmass.experiments.study import load_study_manifest, make_preset, study_data
+
+    manifest = trained_bundle.parent / "manifest.csv"
+    out = tmp_path / "exp"
+    res = CliRunner().invoke(app, ["experiments", "--cohort", str(manifest), "--out", str(out), "--tables", "s2",
+                                   "--preset", "quick", "--epochs", "1", "--threads", "1", "--workers", "0", "--quiet"])
+    assert res.exit_code == 0, res.output
+    t = pd.read_csv(out / "table_s2.csv", dtype=str, keep_default_na=False).set_index("model")
+    assert list(t.index) == ["elvmassnet", *CRITERIA]
+    assert list(t.columns) == ["Model / criterion", "Positive if", "n", "c-statistic", "p (DeLong)", "Accuracy",
+                               "Sensitivity", "Specificity", "PPV", "F1"]
+    assert t.loc["sokolow_lyon", "Positive if"] == ">= 3.5 mV" and t.loc["elvmassnet", "p (DeLong)"] == "—"
+    pred = pd.read_csv(out / "predictions.csv")
+    lvh = pred["lvh"].astype(bool).to_numpy()
+
+    def check(row, call, value):
+        tp, fp = (call & lvh).sum(), (call & ~lvh).sum()
+        fn, tn = (~call & lvh).sum(), (~call & ~lvh).sum()
+        assert int(row["n"]) == len(call)
+        assert row["Sensitivity"] == f"{tp / (tp + fn):.3f}" and row["Specificity"] == f"{tn / (tn + fp):.3f}"
+        assert row["Accuracy"] == f"{(tp + tn) / len(call):.3f}"
+        pos, neg = value[lvh], value[~lvh]  # c-statistic: P(a positive scores above a negative), ties half
+        c = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
+        assert row["c-statistic"] == f"{c:.3f}"
+
+    check(t.loc["elvmassnet"], pred["elvmassnet_lvh"].astype(bool).to_numpy(),
+          pred["elvmassnet_lvmi_g_m2"].to_numpy() / np.where(pred.sex == "M", 72.0, 55.0))
+    df, _ = load_study_manifest(manifest)
+    preset = make_preset("quick")
+    data = study_data(df, [preset.net_spec()], manifest.parent / ".elvmass-cache")
+    sl = np.array([a.criteria["sokolow_lyon_mv"] for a in data.analyses(preset.signal)], float)
+    assert np.isfinite(sl).all()
+    check(t.loc["sokolow_lyon"], sl >= 3.5, sl)
+    md = (out / "table_s2.md").read_text()
+    assert "Sokolow-Lyon" in md and "DeLong's p against eLVMass-Net" in md
+    assert "Table S2. LVH classification" in (out / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_experiments_tables_2_and_s2_through_the_cli(small_cohort, tmp_path):
+    """`elvmass experiments --tables 2,s2` trains every comparator in the same folds as eLVMass-Net: the
+    table's p-values are scipy's paired t-test on the per-fold MAEs in experiments.json, and Table S2 has
+    a row for every comparator and every criterion."""
+    import pandas as pd
+
+    root, manifest = small_cohort
+    out = tmp_path / "exp"
+    res = CliRunner().invoke(app, ["experiments", "--cohort", str(manifest), "--out", str(out), "--tables", "2,s2",
+                                   "--preset", "quick", "--epochs", "3", "--threads", "1", "--workers", "0",
+                                   "--cache-dir", str(root / "cache"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    exp = json.loads((out / "experiments.json").read_text())
+    folds = {name: exp["models"][name]["mae_g"]["folds"] for name in ("elvmassnet", *COMPARATORS)}
+    t = pd.read_csv(out / "table_2.csv", dtype=str, keep_default_na=False).set_index("model")
+    assert list(t.index) == ["elvmassnet", *COMPARATORS]
+    for name in COMPARATORS:
+        assert t.loc[name, "p vs eLVMass-Net (MAE)"] == _p(folds[name], folds["elvmassnet"])
+    assert t.loc["lvm_ai_all", "p original vs all features (MAE)"] == _p(folds["lvm_ai_all"], folds["lvm_ai_original"])
+    s2 = pd.read_csv(out / "table_s2.csv", dtype=str, keep_default_na=False)
+    assert s2["model"].tolist() == ["elvmassnet", *COMPARATORS, *CRITERIA]
+    html = (out / "report.html").read_text()
+    assert "Table 2. Comparators" in html and "Table S2." in html

@@ -76,6 +76,31 @@ def test_table_rows_share_the_reference_and_variants_differ_only_where_asked():
     assert by["inputs_ecg"].signal == ref.signal and by["inputs_ecg"].train == ref.train
 
 
+def test_task_store_keeps_fold_model_weights_and_refuses_a_task_without_them(tmp_path):
+    """A task that keeps its model is reused only with its weights (safetensors beside the JSON); the
+    same task without keep_model is reused from the JSON alone."""
+    from elvmass.evaluate.splits import Split
+    from elvmass.experiments.protocol import FoldResult, FoldTask, ModelEntry
+    from elvmass.experiments.runner import TaskStore
+    from elvmass.models.demographics import DemographicsSpec
+
+    split = Split(0, np.array([1, 2]), np.array([3]), np.array([0]))
+    task = FoldTask(ModelEntry(DemographicsSpec()), split, 5, keep_model=True)
+    plain = FoldTask(ModelEntry(DemographicsSpec()), split, 5)
+    assert task.key == plain.key  # keeping the weights is not another task
+    w = {"conv.weight": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    store = TaskStore(tmp_path)
+    store.save(task, FoldResult("demographics", 0, np.array([0]), np.array([101.5]), state=(w, {"scaler": {"a": 1}})))
+    got = store.load(task)
+    np.testing.assert_array_equal(got.state[0]["conv.weight"], w["conv.weight"])
+    assert got.state[1] == {"scaler": {"a": 1}} and got.lvm_g.tolist() == [101.5]
+    assert store.load(plain).state is None
+    store.weights_path(task).write_bytes(store.weights_path(task).read_bytes()[:20])  # truncated
+    assert store.load(task) is None and store.load(plain) is not None
+    store.weights_path(task).unlink()
+    assert store.load(task) is None
+
+
 # ------------------------------------------------------------------------------------------------
 # slow: the CLI end to end
 # ------------------------------------------------------------------------------------------------

@@ -143,6 +143,8 @@ def test_saliency_table_tertiles_and_sampling(tmp_path):
             rows.append(dict(population=pop, lvm_g=g, **{f"{s}_{l}": (100.0 if (s, l) == cell else 0.0)
                                                           for s in SEGMENTS for l in ("ll", "pl")}))
     cases = pd.DataFrame(rows)
+    cases["missing"] = ""
+    cases.loc[cases.index[cases.population == "M"][:4], "missing"] = "pr;tp"  # boundaries not found: reported
     t = saliency_table(cases, seed=4)
     sub = cases[cases.population == "M"]
     lo = np.quantile(sub.lvm_g, 1 / 3)
@@ -151,11 +153,19 @@ def test_saliency_table_tertiles_and_sampling(tmp_path):
     t1 = sub[sub.lvm_g <= lo]
     assert t.loc[("M", "all", "QRS"), "T1_PL"] == pytest.approx(100 * (t1.lvm_g < 130).mean())
     assert t.loc[("M", "n5", "QRS"), "n_T1"] == 5
+    lost = [(sub.missing != "")[np.where(sub.lvm_g <= lo, 0, np.where(sub.lvm_g <= np.quantile(sub.lvm_g, 2 / 3), 1, 2)) == k]
+            .sum() for k in range(3)]
+    assert sum(lost) == 4
+    for seg in ("PR", "TP", "Total"):
+        assert [t.loc[("M", "all", seg), f"missing_T{k + 1}"] for k in range(3)] == lost
+    assert t.loc[("M", "all", "QRS"), ["missing_T1", "missing_T2", "missing_T3"]].sum() == 0
+    assert t.loc[("F", "all", "Total"), ["missing_T1", "missing_T2", "missing_T3"]].sum() == 0
     assert (t.xs("Total", level="segment")[["T1_LL"]].to_numpy() + t.xs("Total", level="segment")[["T1_PL"]].to_numpy()
             == pytest.approx(100.0))
     assert saliency_table(cases, seed=4).equals(t)  # reproducible by seed
     csv, md = write_table_3(t, tmp_path)
     assert "Tertile cut-offs" in md.read_text() and csv.exists()
+    assert f"PR {'/'.join(map(str, lost))}" in md.read_text()  # the not-found boundaries, per tertile
 
 
 def test_explain_cli_on_real_muse_files(trained_bundle, shared_data, tmp_path):
@@ -270,3 +280,63 @@ def test_study_saliency_writes_table_3(trained_bundle, tmp_path):
     assert len(cases[cases.population == "all"]) == results["n"]  # every out-of-fold case once
     assert "saliency_s" in results
     assert (out / "figure_4.png").stat().st_size > 10_000
+    html = (out / "report.html").read_text()
+    assert "Table 3. Saliency by ECG segment" in html and "<h2>Figure 4." in html
+    assert html.count("data:image/png;base64,") == 7  # the study's six figures and Figure 4
+
+
+def test_experiments_table_3_from_the_fold_models(trained_bundle, tmp_path):
+    """`elvmass experiments --tables 3` (quick preset, one epoch): Table 3 and Figure 4 from the
+    non-sex-specific, male and female fold models on their own test cases, checked against numpy on the
+    written cases; the fold models' weights are kept, so a rerun reuses every task (a task whose weights
+    were deleted runs again) and gives the same table."""
+    from typer.testing import CliRunner
+
+    from elvmass.cli import app
+
+    out = tmp_path / "exp"
+    cmd = ["experiments", "--cohort", str(trained_bundle.parent / "manifest.csv"), "--out", str(out), "--tables", "3",
+           "--preset", "quick", "--epochs", "1", "--threads", "1", "--workers", "0", "--quiet"]
+    res = CliRunner().invoke(app, cmd)
+    assert res.exit_code == 0, res.output
+    assert "# Table 3: saliency by ECG segment" in res.output
+    t = pd.read_csv(out / "table_3.csv")
+    assert list(t.columns[:9]) == ["population", "sample", "segment", "T1_LL", "T1_PL", "T2_LL", "T2_PL", "T3_LL", "T3_PL"]
+    assert t.groupby(["population", "sample"], sort=False).segment.apply(list).to_dict() == {
+        (p, s): ["PR", "QRS", "ST-T", "TP", "Total"] for p in ("all", "M", "F") for s in ("all", "n5")}
+    exp = json.loads((out / "experiments.json").read_text())
+    cases = pd.read_csv(out / "saliency_cases.csv", keep_default_na=False)
+    pred = pd.read_csv(out / "predictions.csv")
+    assert exp["tables"]["3"]["n_cases"] == len(cases) == exp["n"] + len(pred)  # all, then M + F: every case twice
+    assert cases.groupby("population").row.apply(lambda r: r.is_unique).all()
+    assert sorted(cases[cases.population == "M"].row) == sorted(np.flatnonzero(pred.sex.to_numpy() == "M"))
+    cells = [f"{s}_{g}" for s in SEGMENTS for g in ("ll", "pl")]
+    np.testing.assert_allclose(cases[cells].sum(axis=1) + cases.unassigned_pct, 100.0, atol=0.01)  # per ECG
+    tt = t.set_index(["population", "sample", "segment"])
+    for pop, y in (("all", pred.lvm_g), ("M", pred.lvm_g[pred.sex == "M"]), ("F", pred.lvm_g[pred.sex == "F"])):
+        lo, hi = np.quantile(y, 1 / 3), np.quantile(y, 2 / 3)
+        assert tt.loc[(pop, "all", "QRS"), "cut_low_g"] == pytest.approx(lo, abs=0.006)
+        assert tt.loc[(pop, "n5", "TP"), "cut_high_g"] == pytest.approx(hi, abs=0.006)
+        c = cases[cases.population == pop]
+        tert = np.where(c.lvm_g <= lo, 1, np.where(c.lvm_g <= hi, 2, 3))
+        for k in (1, 2, 3):
+            part = c[tert == k]
+            assert tt.loc[(pop, "all", "Total"), f"n_T{k}"] == len(part)
+            assert tt.loc[(pop, "n5", "Total"), f"n_T{k}"] == min(5, len(part))
+            assert tt.loc[(pop, "all", "QRS"), f"T{k}_PL"] == pytest.approx(part.qrs_pl.mean(), abs=0.01)
+            assert tt.loc[(pop, "all", "Total"), f"T{k}_LL"] == pytest.approx(part[cells[::2]].sum(axis=1).mean(), abs=0.01)
+            assert tt.loc[(pop, "all", "PR"), f"missing_T{k}"] == part.missing.str.contains("pr").sum()
+            assert tt.loc[(pop, "all", "Total"), f"missing_T{k}"] == (part.missing != "").sum()
+    md = (out / "table_3.md").read_text()
+    assert md.count("Segment boundaries not found") == 6 and md.count("Tertile cut-offs") == 6
+    assert (out / "figure_4.png").stat().st_size > 10_000
+    html = (out / "report.html").read_text()
+    assert "Table 3. Saliency by ECG segment" in html and "<h3>Figure 4." in html
+    weights = sorted((out / "tasks").glob("*.safetensors"))
+    assert len(weights) == 15  # 3 models x 5 folds
+    weights[0].unlink()
+    res = CliRunner().invoke(app, cmd)
+    assert res.exit_code == 0, res.output
+    again = json.loads((out / "experiments.json").read_text())
+    assert [t_["key"] for t_ in again["tasks"] if not t_["reused"]] == [weights[0].stem]
+    assert pd.read_csv(out / "table_3.csv").equals(t)

@@ -1,4 +1,4 @@
-"""`elvmass experiments`: the paper's experiment tables (1a-1c, S4, S5, and any registered more)
+"""`elvmass experiments`: the paper's experiment tables (1a-1c, 2, 3, S2, S4, S5, and any registered more)
 in one resumable run, serially or on Dask. A thin wrapper over
 :func:`elvmass.experiments.experiments.run_experiments`."""
 
@@ -32,7 +32,8 @@ def _runner(workers: Optional[int], scheduler: Optional[str], log):
 def experiments(
     cohort: Path = typer.Option(..., "--cohort", help="Cohort manifest (CSV or Parquet), e.g. from `elvmass cohort build`."),
     out: Path = typer.Option(..., "--out", help="Results folder (experiments.json, table_*.csv/.md, predictions.csv, report.html)."),
-    tables: str = typer.Option("1a,1b,1c,s4,s5", "--tables", help="Comma-separated table keys (1a, 1b, 1c, s4, s5 and any registered more)."),
+    tables: str = typer.Option("1a,1b,1c,s4,s5", "--tables", help="Comma-separated table keys: 1a, 1b, 1c, s4, s5 (default), 2 (comparators), s2 (LVH: "
+                        "voltage criteria and models), 3 (saliency, with Figure 4), and any registered more."),
     preset: str = typer.Option("paper", "--preset", help="quick (smoke test) or paper."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Local Dask workers (default: cores / threads of one "
                                           "training; 0 or 1: in this process, no Dask)."),
@@ -77,11 +78,7 @@ def experiments(
     if json_out:
         print_json_line(results)
         return
-    import pandas as pd
-
-    from elvmass.report.tables import to_markdown
-
-    for key, table in results["tables"].items():
-        frame = pd.read_csv(out / f"table_{key}.csv", dtype=str, keep_default_na=False)
-        console.print(to_markdown(frame, table["title"]), highlight=False, markup=False, soft_wrap=True)
+    for key in results["tables"]:
+        console.print((out / f"table_{key}.md").read_text(encoding="utf-8"), highlight=False, markup=False,
+                      soft_wrap=True)
     console.print(f"report: {out / 'report.html'}  ({results['elapsed_s']:.0f} s)", highlight=False)

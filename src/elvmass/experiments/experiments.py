@@ -13,10 +13,14 @@ file                            content
                                 p-values), every model's metrics per fold and by sex, every
                                 model's config, each fold's test rows, the tasks run or reused
 ``table_<key>.csv`` / ``.md``   each table laid out as in the paper
+``figure_4.png``                Figure 4, with Table 3 (and ``saliency_cases.csv``: every
+                                (model, test case)'s segment x lead-group shares)
 ``predictions.csv``             the out-of-fold prediction of every model for every case
 ``report.html``                 the tables and the study figures of the reference model
 ``tasks/<key>.json``            one finished (model, fold) result each (:class:`TaskStore`);
-                                running the same command again reuses them
+                                running the same command again reuses them (with
+                                ``<key>.safetensors``, the weights of the fold models a table
+                                reads after the run: Table 3's)
 ==============================  ================================================================
 
 ``runner`` executes the tasks (:mod:`elvmass.experiments.runner`: serial by default, or Dask);
@@ -105,6 +109,7 @@ def run_experiments(
     df, n_invalid = load_study_manifest(manifest)
     rows = table_rows(preset, tables, models)
     entries, pools = unique_entries(rows)
+    keep = sorted({m for k, r in rows.items() if k in TABLES for m in TABLES[k].keep_models(r)})
     if log is not None:
         log(f"manifest: {len(df)} valid rows ({n_invalid} dropped by validation); tables {', '.join(rows)}: "
             f"{len(entries)} models x {preset.n_folds} folds")
@@ -126,9 +131,9 @@ def run_experiments(
 
     run = cached_runner(TaskStore(out_dir / "tasks"), runner, log=log, record=record)
     result = run_protocol(data, entries, n_folds=preset.n_folds, val_fraction=preset.val_fraction, pools=pools,
-                          runner=run, device=device, progress=False, log=fold_log)
+                          runner=run, device=device, progress=False, log=fold_log, keep_models=keep)
     summary = summarise(result, preset.n_folds)
-    ctx = TableContext(result, summary, preset.n_folds, REFERENCE)
+    ctx = TableContext(result, summary, preset.n_folds, REFERENCE, data=data, out_dir=out_dir, preset=preset)
     built = {}
     for key, table_rows_ in rows.items():
         table = TABLES.get(key) or ModelsTable(EXTRA_TABLE, "Other models against eLVMass-Net", [])
@@ -142,7 +147,8 @@ def run_experiments(
         "config": {"preset": preset.to_dict(), "tables": list(rows), "device": device, "elvmass_version": __version__,
                    "models": {e.name: e.spec.to_dict() | {"sex": e.sex} for e in entries}, "pools": pools},
         "cohort": cohort_summary(data.manifest),
-        "tables": {k: {"title": b.title, "columns": list(b.frame.columns), "rows": b.rows} for k, b in built.items()},
+        "tables": {k: {"title": b.title, "columns": list(b.frame.columns), "rows": b.rows, **b.info}
+                   for k, b in built.items()},
         "models": summary,
         "folds": {name: [{"fold": int(s.fold), "n_train": int(len(s.train)), "n_val": int(len(s.val)),
                           "test_rows": s.test.tolist()} for s in splits] for name, splits in result.splits.items()},
@@ -164,10 +170,12 @@ def write_experiment_outputs(out_dir: Path, results: dict, built: dict, result) 
 
     for key, b in built.items():
         atomic_write_text(out_dir / f"table_{key}.csv", b.frame.to_csv(index=False))
-        atomic_write_text(out_dir / f"table_{key}.md", to_markdown(b.frame, b.title))
+        md = b.markdown or to_markdown(b.frame, b.title) + "".join(f"\n{n}\n" for n in b.notes)
+        atomic_write_text(out_dir / f"table_{key}.md", md)
     pred = predictions_frame(result)
     atomic_write(out_dir / "predictions.csv", lambda tmp: pred.to_csv(tmp, index=False))
     atomic_write_text(out_dir / "learning_curves.json", json.dumps(to_jsonable(result.histories)))
-    write_experiments_report(results, {k: (b.title, b.frame) for k, b in built.items()}, pred,
+    write_experiments_report(results, {k: (b.title, b.frame if b.display is None else b.display, b.notes, b.images)
+                                       for k, b in built.items()}, pred,
                              {REFERENCE: result.histories[REFERENCE]} if REFERENCE in result.histories else {},
                              out_dir / "report.html", reference=REFERENCE)

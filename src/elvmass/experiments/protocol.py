@@ -27,7 +27,7 @@ execute the tasks in any order, in parallel or elsewhere, and the numbers do not
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,6 +58,9 @@ class FoldTask:
     entry: ModelEntry
     split: Split
     n_folds: int
+    #: also return the fitted model's weights (:attr:`FoldResult.state`), e.g. for saliency after the
+    #: run; not part of :attr:`key` (the same fit either way)
+    keep_model: bool = False
 
     @property
     def key(self) -> str:
@@ -83,6 +86,8 @@ class FoldResult:
     history: list[dict] = field(default_factory=list)
     info: dict = field(default_factory=dict)
     elapsed_s: float = 0.0
+    #: ``fitted.state()`` (weight arrays, JSON-able meta) when the task asked to keep its model
+    state: tuple | None = None
 
 
 @dataclass
@@ -96,6 +101,19 @@ class ProtocolResult:
     splits: dict[str, list[Split]] = field(default_factory=dict)
     infos: dict[str, list[dict]] = field(default_factory=dict)
     sexes: dict[str, str | None] = field(default_factory=dict)  # model -> the sex it is restricted to
+    #: (model, fold) -> (weights, meta) of the models run with ``keep_models`` (see :meth:`fitted`)
+    states: dict[tuple[str, int], tuple] = field(default_factory=dict)
+    specs: dict[str, ModelSpec] = field(default_factory=dict)
+
+    def fitted(self, name: str) -> list[tuple[str, int, object, np.ndarray]]:
+        """``(name, fold, fitted model, test rows)`` per fold of a model run with ``keep_models``
+        (the form :func:`elvmass.explain.fold_saliency` takes), rebuilt from the kept weights."""
+        spec = self.specs[name]
+        out = []
+        for s in self.splits[name]:
+            arrays, meta = self.states[(name, int(s.fold))]
+            out.append((name, int(s.fold), type(spec).load_fitted(spec, arrays, meta), np.asarray(s.test)))
+        return out
 
 
 def run_fold_task(data, task: FoldTask, *, device: str = "cpu", progress: bool = False,
@@ -109,8 +127,9 @@ def run_fold_task(data, task: FoldTask, *, device: str = "cpu", progress: bool =
     pred = np.asarray(fitted.predict(data, s.test), dtype=float)
     if on_fitted is not None:
         on_fitted(task, fitted)
+    state = fitted.state() if task.keep_model else None
     return FoldResult(task.entry.name, int(s.fold), np.asarray(s.test), pred, list(getattr(fitted, "history", []) or []),
-                      dict(getattr(fitted, "info", {}) or {}), time.perf_counter() - t0)
+                      dict(getattr(fitted, "info", {}) or {}), time.perf_counter() - t0, state)
 
 
 def serial_runner(data, tasks: Sequence[FoldTask], *, device: str = "cpu", progress: bool = False,
@@ -127,8 +146,10 @@ def serial_runner(data, tasks: Sequence[FoldTask], *, device: str = "cpu", progr
     return out
 
 
-def fold_tasks(data, entries: Sequence[ModelEntry], n_folds: int = 5, val_fraction: float = 0.1) -> list[FoldTask]:
-    """Every (entry, fold) task of the protocol, entries in order, folds in order."""
+def fold_tasks(data, entries: Sequence[ModelEntry], n_folds: int = 5, val_fraction: float = 0.1,
+               keep_models: Collection[str] = ()) -> list[FoldTask]:
+    """Every (entry, fold) task of the protocol, entries in order, folds in order (those of the entries
+    named in ``keep_models`` return their weights)."""
     df = data.manifest
     if len(df) < n_folds * 4:
         raise ValueError(f"the cohort has {len(df)} usable cases; the {n_folds}-fold protocol needs at least {n_folds * 4}")
@@ -140,7 +161,7 @@ def fold_tasks(data, entries: Sequence[ModelEntry], n_folds: int = 5, val_fracti
         splits = make_splits(df, n_folds, val_fraction, sex=e.sex)
         if any(len(s.train) < 4 or len(s.val) < 1 or len(s.test) < 1 for s in splits):
             raise ValueError(f"{e.name}: too few cases in some fold for training/validation/testing")
-        tasks += [FoldTask(e, s, n_folds) for s in splits]
+        tasks += [FoldTask(e, s, n_folds, e.name in keep_models) for s in splits]
     return tasks
 
 
@@ -164,16 +185,19 @@ def run_protocol(
     device: str = "cpu",
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    keep_models: Collection[str] = (),
 ) -> ProtocolResult:
     """Cross-validate every entry on ``data`` (:class:`elvmass.features.CohortData`).
 
     ``pools`` maps a new name to entries (typically one per sex) whose out-of-fold predictions are
     combined, first finite value wins. ``runner(data, tasks, device=, progress=, on_result=)`` executes
     the tasks (default :func:`serial_runner`); ``log(str)`` gets one line per finished task.
+    ``keep_models``: entry names whose fold models are kept (:attr:`ProtocolResult.states`,
+    :meth:`ProtocolResult.fitted`).
     """
     df = data.manifest
     y_g = data.lvm_g
-    tasks = fold_tasks(data, entries, n_folds, val_fraction)
+    tasks = fold_tasks(data, entries, n_folds, val_fraction, keep_models)
 
     def on_result(task, res):
         if log is not None:
@@ -182,7 +206,7 @@ def run_protocol(
     run = runner or serial_runner
     results = run(data, tasks, device=device, progress=progress, on_result=on_result)
     by_task = {(r.name, r.fold): r for r in results}
-    preds, hists, splits, infos = {}, {}, {}, {}
+    preds, hists, splits, infos, states = {}, {}, {}, {}, {}
     sexes = {e.name: e.sex for e in entries}
     for e in entries:
         out = np.full(len(df), np.nan)
@@ -196,9 +220,14 @@ def run_protocol(
             hists[e.name] = curves
         infos[e.name] = [by_task[(e.name, int(t.split.fold))].info for t in mine]
         splits[e.name] = [t.split for t in mine]
+        for t in mine:
+            st = by_task[(e.name, int(t.split.fold))].state
+            if t.keep_model and st is not None:
+                states[(e.name, int(t.split.fold))] = st
     for pool, members in (pools or {}).items():
         combined = np.full(len(df), np.nan)
         for m in members:
             combined = np.where(np.isfinite(combined), combined, preds[m])
         preds[pool] = combined
-    return ProtocolResult(df, assign_folds(df, n_folds), preds, hists, splits, infos, sexes)
+    return ProtocolResult(df, assign_folds(df, n_folds), preds, hists, splits, infos, sexes, states,
+                          {e.name: e.spec for e in entries})

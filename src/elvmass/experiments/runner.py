@@ -13,7 +13,9 @@ runner                     what it does
                            cohort's model inputs are scattered to the workers once
 :func:`cached_runner`      wraps another runner with a :class:`TaskStore`: finished tasks are read
                            back from disk (by :attr:`FoldTask.key`), only the others are run, each
-                           result saved atomically as soon as it arrives (an interrupted run resumes)
+                           result saved atomically as soon as it arrives (an interrupted run resumes);
+                           a task that keeps its model (:attr:`FoldTask.keep_model`) stores its
+                           weights as ``<key>.safetensors`` and is reused only with them
 =========================  ======================================================================
 
 Threads: one training uses ``TrainConfig.num_threads`` torch threads (set inside the fit loop, in
@@ -57,25 +59,49 @@ class TaskStore:
     def has(self, task: FoldTask) -> bool:
         return self.path(task).is_file()
 
+    def weights_path(self, task: FoldTask) -> Path:
+        return self.folder / f"{task.key}.safetensors"
+
     def save(self, task: FoldTask, res: FoldResult) -> None:
+        """The result as ``<key>.json``; a kept model's weights first as ``<key>.safetensors`` (its meta in
+        the JSON), so a JSON on disk always has its weights beside it."""
         self.folder.mkdir(parents=True, exist_ok=True)
         payload = {"key": task.key, "name": res.name, "fold": int(res.fold),
                    "test_rows": np.asarray(res.test_rows, dtype=int).tolist(),
                    "lvm_g": [float(v) for v in np.asarray(res.lvm_g, dtype=float)],
                    "history": to_jsonable(res.history), "info": to_jsonable(res.info),
                    "elapsed_s": float(res.elapsed_s)}
+        if res.state is not None:
+            from safetensors.numpy import save_file
+
+            from elvmass.atomic import atomic_write
+
+            arrays, meta = res.state
+            atomic_write(self.weights_path(task),
+                         lambda tmp: save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp)))
+            payload["state_meta"] = to_jsonable(meta)
         atomic_write_text(self.path(task), json.dumps(payload))
 
     def load(self, task: FoldTask) -> FoldResult | None:
-        """The stored result, or None when absent or unreadable (then the task runs again)."""
+        """The stored result, or None when absent or unreadable, or when the task keeps its model and
+        no weights were stored with it (then the task runs again)."""
+        from safetensors import SafetensorError
+
         try:
             d = json.loads(self.path(task).read_text())
             if d.get("key") != task.key or not np.array_equal(d["test_rows"], task.split.test):
                 return None
+            state = None
+            if task.keep_model:
+                if "state_meta" not in d or not self.weights_path(task).is_file():
+                    return None
+                from safetensors.numpy import load_file
+
+                state = (load_file(str(self.weights_path(task))), d["state_meta"])
             return FoldResult(d["name"], int(d["fold"]), np.asarray(d["test_rows"], dtype=int),
                               np.asarray(d["lvm_g"], dtype=float), list(d.get("history", [])), dict(d.get("info", {})),
-                              float(d.get("elapsed_s", 0.0)))
-        except (OSError, ValueError, KeyError, TypeError):
+                              float(d.get("elapsed_s", 0.0)), state)
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError):  # a truncated weights file too
             return None
 
 

@@ -357,19 +357,23 @@ def run_study(
         runner = functools.partial(serial_runner, on_fitted=fold_models.on_fitted)
     result = run_protocol(features, entries, n_folds=preset.n_folds, val_fraction=preset.val_fraction, pools=pools,
                           runner=runner, device=device, progress=preset.train.progress, log=log)
-    saliency_s = None
+    saliency_s, saliency_report = None, None
     if fold_models is not None:
-        from elvmass.explain import figure_4, fold_saliency, saliency_table, write_table_3
+        from elvmass.explain import figure_4, fold_saliency, saliency_table, table_3_display, write_table_3
 
         t_sal = time.perf_counter()
         cases = fold_saliency(features, fold_models)
         atomic_write_text(out_dir / "saliency_cases.csv", cases.round(3).to_csv(index=False))
-        write_table_3(saliency_table(cases, seed=preset.seed), out_dir)
-        if len(cases):
-            figure_4(features, fold_models, cases, out_dir / "figure_4.png")
+        table = saliency_table(cases, seed=preset.seed)
+        write_table_3(table, out_dir)
+        png = figure_4(features, fold_models, cases, out_dir / "figure_4.png") if len(cases) else None
         saliency_s = round(time.perf_counter() - t_sal, 1)
+        display, notes = table_3_display(table)
+        saliency_report = {"table": display, "notes": notes, "figure": png, "method": "gradient",
+                           "n_cases": int(len(cases)), "seed": preset.seed}
         if log is not None:
-            log(f"saliency: {len(cases)} out-of-fold cases in {saliency_s} s -> table_3.csv, table_3.md")
+            log(f"saliency: {len(cases)} out-of-fold cases in {saliency_s} s -> table_3.csv, table_3.md"
+                + (", figure_4.png" if png is not None else ""))
     models = summarise(result, preset.n_folds)
     comparisons = compare(result, models, preset.n_folds)
     intervals = out_of_fold_intervals(result)
@@ -390,7 +394,7 @@ def run_study(
         "elapsed_s": round(time.perf_counter() - t0, 1),  # the whole protocol; the report below states it too
         **({"saliency_s": saliency_s} if saliency_s is not None else {}),
     }
-    write_outputs(out_dir, results, result, intervals)
+    write_outputs(out_dir, results, result, intervals, saliency=saliency_report)
     atomic_write_text(out_dir / "results.json", json.dumps(to_jsonable(results), indent=2))
     return to_jsonable(results)
 
@@ -431,8 +435,10 @@ def cohort_summary(df: pd.DataFrame) -> dict:
     return out
 
 
-def write_outputs(out_dir: Path, results: dict, result: StudyResult, intervals: dict | None = None) -> None:
-    """predictions.csv, tables (CSV + Markdown), config.json, learning curves and report.html."""
+def write_outputs(out_dir: Path, results: dict, result: StudyResult, intervals: dict | None = None, *,
+                  saliency: dict | None = None) -> None:
+    """predictions.csv, tables (CSV + Markdown), config.json, learning curves and report.html (with
+    Table 3 and Figure 4 when ``saliency`` holds them, see :func:`elvmass.report.html.render_report`)."""
     from elvmass.report.html import write_report
     from elvmass.report.tables import write_tables
 
@@ -441,4 +447,4 @@ def write_outputs(out_dir: Path, results: dict, result: StudyResult, intervals: 
     atomic_write_text(out_dir / "config.json", json.dumps(to_jsonable(results["config"]), indent=2))
     atomic_write_text(out_dir / "learning_curves.json", json.dumps(to_jsonable(result.histories)))
     write_tables(results, out_dir)
-    write_report(results, pred, result.histories, out_dir / "report.html")
+    write_report(results, pred, result.histories, out_dir / "report.html", saliency=saliency)

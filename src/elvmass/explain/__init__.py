@@ -23,9 +23,12 @@ from elvmass.explain.saliency import (  # noqa: F401
     LEAD_GROUP_ROWS, METHODS, SEGMENTS, SegmentShares, gradient_saliency, masks_from_fiducials,
     saliency_for_record, segment_shares,
 )
-from elvmass.explain.table import FoldModels, fold_saliency, saliency_table, write_table_3  # noqa: F401
+from elvmass.explain.table import (  # noqa: F401
+    FoldModels, fold_saliency, saliency_table, table_3_csv, table_3_display, table_3_markdown, write_table_3,
+)
 from elvmass.explain.figure import figure_4, plot_figure_4, plot_saliency  # noqa: F401
 
 __all__ = ["LEAD_GROUP_ROWS", "METHODS", "SEGMENTS", "SegmentShares", "gradient_saliency", "masks_from_fiducials",
            "saliency_for_record", "segment_shares", "FoldModels", "fold_saliency", "saliency_table", "write_table_3",
+           "table_3_csv", "table_3_display", "table_3_markdown",
            "figure_4", "plot_figure_4", "plot_saliency"]

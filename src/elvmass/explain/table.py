@@ -71,19 +71,30 @@ def fold_saliency(data, fold_models, *, signal=None, method: str = "gradient", p
     return pd.DataFrame(out)
 
 
+def _missing_sets(sub: pd.DataFrame) -> list[set]:
+    if "missing" not in sub.columns:
+        return [set() for _ in range(len(sub))]
+    return [set(str(m).split(";")) - {"", "nan"} for m in sub["missing"].fillna("")]
+
+
 def _cell_means(sub: pd.DataFrame) -> dict:
     d = {}
+    miss = _missing_sets(sub)
     for s in SEGMENTS:
         for g in LEAD_GROUP_ROWS:
             d[(ROW_LABELS[s], g)] = float(sub[f"{s}_{g}"].mean()) if len(sub) else np.nan
+        d[(ROW_LABELS[s], "missing")] = sum(s in m for m in miss)
     for g in LEAD_GROUP_ROWS:
         d[("Total", g)] = float(sum(sub[f"{s}_{g}"] for s in SEGMENTS).mean()) if len(sub) else np.nan
+    d[("Total", "missing")] = sum(bool(m) for m in miss)
     return d
 
 
 def saliency_table(cases: pd.DataFrame, *, per_tertile: int = 5, seed: int = 0) -> pd.DataFrame:
     """Table 3: index (population, sample, row) with sample ``all`` (every case) and ``n5`` (the paper's
-    5 per tertile, by ``seed``); columns ``T1_LL`` ... ``T3_PL``, ``n_T1`` ..., and the cut-offs
+    5 per tertile, by ``seed``); columns ``T1_LL`` ... ``T3_PL``, ``n_T1`` ..., ``missing_T1`` ... (ECGs of
+    that cell whose segment could not be delimited: its share is counted in no segment, i.e. 0 in the
+    mean, never guessed; on the Total row, ECGs with any such segment) and the cut-offs
     ``cut_low_g``/``cut_high_g``."""
     rows, index = [], []
     rng = np.random.default_rng(seed)
@@ -98,14 +109,69 @@ def saliency_table(cases: pd.DataFrame, *, per_tertile: int = 5, seed: int = 0) 
                 if sample != "all" and len(part) > per_tertile:
                     part = part.iloc[np.sort(rng.choice(len(part), per_tertile, replace=False))]
                 for key, v in _cell_means(part).items():
-                    cells.setdefault(key[0], {})[f"{t}_{key[1].upper()}"] = v
+                    col = f"missing_{t}" if key[1] == "missing" else f"{t}_{key[1].upper()}"
+                    cells.setdefault(key[0], {})[col] = v
                 for r in cells:
                     cells[r][f"n_{t}"] = len(part)
             for r in [*ROW_LABELS.values(), "Total"]:
                 index.append((pop, sample, r))
                 rows.append({**cells[r], "cut_low_g": lo, "cut_high_g": hi})
     t = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["population", "sample", "segment"]))
-    return t
+    order = [f"{t}_{g}" for t in TERTILES for g in ("LL", "PL")] + [f"n_{t}" for t in TERTILES] + \
+        [f"missing_{t}" for t in TERTILES] + ["cut_low_g", "cut_high_g"]
+    return t[order]
+
+
+POPULATION_LABELS = {"all": "non-sex-specific model, all cases", "M": "male model, men", "F": "female model, women"}
+
+
+def _population_label(pop: str) -> str:
+    return POPULATION_LABELS.get(pop, f"model population {pop}")
+
+
+def table_3_csv(table: pd.DataFrame) -> str:
+    """The CSV text of ``table_3.csv``: the index as the first three columns, 2 decimals."""
+    return table.round(2).to_csv()
+
+
+def table_3_markdown(table: pd.DataFrame, *, method: str = "gradient", synthetic_note: bool = True) -> str:
+    """``table_3.md``: one section per (population, sample) with its cut-offs, counts and the ECGs whose
+    segment boundaries were not found."""
+    lines = [f"# Table 3: saliency by ECG segment, lead group and LVM tertile ({method} saliency, % of each ECG's total)", ""]
+    for (pop, sample), sub in table.groupby(level=[0, 1], sort=False):
+        first = sub.iloc[0]
+        lines.append(f"## model population {pop} ({_population_label(pop)}), "
+                     f"{'all test cases' if sample == 'all' else sample[1:] + ' per tertile (seeded)'}")
+        lines.append(f"Tertile cut-offs: T1 <= {first['cut_low_g']:.1f} g < T2 <= {first['cut_high_g']:.1f} g < T3; "
+                     f"n = {int(first['n_T1'])} / {int(first['n_T2'])} / {int(first['n_T3'])}")
+        lost = {seg: [int(r[f"missing_{t}"]) for t in TERTILES] for (_, _, seg), r in sub.iterrows() if seg != "Total"}
+        lost_txt = ", ".join(f"{seg} {'/'.join(map(str, v))}" for seg, v in lost.items() if sum(v))
+        lines.append("Segment boundaries not found (ECGs per tertile; that segment counts 0 %, not guessed): "
+                     + (lost_txt or "none"))
+        lines.append("")
+        lines.append("| segment | " + " | ".join(f"{t} LL | {t} PL" for t in TERTILES) + " |")
+        lines.append("|---|" + "---|" * 6)
+        for (_, _, seg), r in sub.iterrows():
+            lines.append(f"| {seg} | " + " | ".join(f"{r[f'{t}_LL']:.1f} | {r[f'{t}_PL']:.1f}" for t in TERTILES) + " |")
+        lines.append("")
+    if synthetic_note:
+        lines.append("Numbers from the synthetic cohort show the pipeline works, not what the model sees in patients.")
+    return "\n".join(lines) + "\n"
+
+
+def table_3_display(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Table 3 for the HTML report: (frame with one row per population x sample x segment and the six
+    LL / PL columns, lines with each population's cut-offs, counts and missing boundaries)."""
+    frame, notes = [], []
+    for (pop, sample, seg), r in table.iterrows():
+        frame.append({"Population": _population_label(pop),
+                      "Cases": "all test cases" if sample == "all" else f"{sample[1:]} per tertile",
+                      "Segment": seg, **{f"{t} {g} (%)": f"{r[f'{t}_{g}']:.1f}" for t in TERTILES for g in ("LL", "PL")},
+                      "not found": "/".join(str(int(r[f"missing_{t}"])) for t in TERTILES)})
+        if seg == "Total" and sample == "all":
+            notes.append(f"{_population_label(pop)}: T1 <= {r['cut_low_g']:.1f} g < T2 <= {r['cut_high_g']:.1f} g < T3, "
+                         f"n = {int(r['n_T1'])} / {int(r['n_T2'])} / {int(r['n_T3'])}")
+    return pd.DataFrame(frame), notes
 
 
 def write_table_3(table: pd.DataFrame, out_dir, *, method: str = "gradient") -> tuple[Path, Path]:
@@ -115,20 +181,7 @@ def write_table_3(table: pd.DataFrame, out_dir, *, method: str = "gradient") -> 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv = out / "table_3.csv"
-    atomic_write_text(csv, table.round(2).to_csv())
-    lines = [f"# Table 3: saliency by ECG segment, lead group and LVM tertile ({method} saliency, % of each ECG's total)", ""]
-    for (pop, sample), sub in table.groupby(level=[0, 1], sort=False):
-        first = sub.iloc[0]
-        lines.append(f"## model population {pop}, {'all test cases' if sample == 'all' else sample + ' per tertile (seeded)'}")
-        lines.append(f"Tertile cut-offs: T1 <= {first['cut_low_g']:.1f} g < T2 <= {first['cut_high_g']:.1f} g < T3; "
-                     f"n = {int(first['n_T1'])} / {int(first['n_T2'])} / {int(first['n_T3'])}")
-        lines.append("")
-        lines.append("| segment | " + " | ".join(f"{t} LL | {t} PL" for t in TERTILES) + " |")
-        lines.append("|---|" + "---|" * 6)
-        for (_, _, seg), r in sub.iterrows():
-            lines.append(f"| {seg} | " + " | ".join(f"{r[f'{t}_LL']:.1f} | {r[f'{t}_PL']:.1f}" for t in TERTILES) + " |")
-        lines.append("")
-    lines.append("Numbers from the synthetic cohort show the pipeline works, not what the model sees in patients.")
+    atomic_write_text(csv, table_3_csv(table))
     md = out / "table_3.md"
-    atomic_write_text(md, "\n".join(lines) + "\n")
+    atomic_write_text(md, table_3_markdown(table, method=method))
     return csv, md

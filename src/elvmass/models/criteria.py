@@ -75,6 +75,25 @@ def criterion_positive(name: str, value, sex: str | None):
     raise ValueError(f"unknown criterion {name!r}; known: {', '.join(CRITERIA)}")
 
 
+def criterion_cutoff_text(name: str) -> str:
+    """The published cut-off of criterion ``name`` as text (from the constants the calls use).
+
+    >>> criterion_cutoff_text("cornell_voltage")
+    '> 2.8 mV (men), > 2.0 mV (women)'
+    """
+    if name == "sokolow_lyon":
+        return f">= {vc.SOKOLOW_LYON_MV} mV"
+    if name == "romhilt_estes":
+        return f">= {ROMHILT_ESTES_POSITIVE_POINTS} points"
+    if name == "cornell_product":
+        return f">= {vc.CORNELL_PRODUCT_MV_MS:g} mV.ms"
+    if name == "cornell_voltage":
+        return f"> {vc.CORNELL_MV['M']} mV (men), > {vc.CORNELL_MV['F']} mV (women)"
+    if name == "peguero_lo_presti":
+        return f">= {vc.PEGUERO_MV['M']} mV (men), >= {vc.PEGUERO_MV['F']} mV (women)"
+    raise ValueError(f"unknown criterion {name!r}; known: {', '.join(CRITERIA)}")
+
+
 @dataclass(frozen=True)
 class CriterionClassifier:
     """One voltage criterion as an LVH classifier over analyses (:class:`~elvmass.signal.ECGAnalysis`)."""
@@ -122,7 +141,8 @@ def lvh_metrics(values, calls, lvh) -> dict:
     sens, ppv = ratio(tp, tp + fn), ratio(tp, tp + fp)
     f1 = 2 * sens * ppv / (sens + ppv) if math.isfinite(sens) and math.isfinite(ppv) and sens + ppv > 0 else math.nan
     fin = np.isfinite(lvh)
-    return {"sensitivity": sens, "specificity": ratio(tn, tn + fp), "ppv": ppv, "f1": f1,
+    return {"accuracy": ratio(tp + tn, tp + fp + fn + tn), "sensitivity": sens, "specificity": ratio(tn, tn + fp),
+            "ppv": ppv, "f1": f1,
             "c_statistic": c_statistic(np.asarray(values, float)[fin], lvh[fin] > 0.5), "n": int(ok.sum())}
 
 

@@ -24,7 +24,8 @@ from elvmass.report.html import _CSS, _img, _table_html
 def render_experiments_report(results: dict, tables: dict[str, tuple[str, pd.DataFrame]],
                               predictions: pd.DataFrame | None = None, histories: dict | None = None,
                               reference: str = "elvmassnet") -> str:
-    """The report as an HTML string; ``tables``: key -> (title, frame)."""
+    """The report as an HTML string; ``tables``: key -> (title, frame) or (title, frame, notes, images)
+    with notes (lines under the table) and images ((caption, PNG path or bytes), e.g. Figure 4)."""
     cfg = results.get("config", {})
     preset = cfg.get("preset", {})
     coh = results.get("cohort", {})
@@ -43,8 +44,13 @@ def render_experiments_report(results: dict, tables: dict[str, tuple[str, pd.Dat
         "<p class='note'>MAE and MAPE: mean ± SD across folds; p: paired t-test across folds against the "
         "eLVMass-Net reference row (—); c-statistic: pooled out-of-fold predictions, DeLong's test.</p>",
     ]
-    for key, (title, frame) in tables.items():
+    for key, (title, frame, *more) in tables.items():
         parts += [f"<h2>{html.escape(title)}</h2>", _table_html(frame)]
+        notes, images = (list(more) + [[], []])[:2]
+        parts += [f"<p class='note'>{html.escape(n)}</p>" for n in notes]
+        for caption, png in images:
+            data = png if isinstance(png, bytes) else Path(png).read_bytes()
+            parts += [f"<h3>{html.escape(caption)}</h3>", _img(data, caption)]
     if predictions is not None and f"{reference}_lvm_g" in predictions.columns:
         parts += [
             "<h2>Reference model: predicted vs true LVM</h2>", _img(figures.scatter_figure(predictions, [reference]), "scatter"),

@@ -33,8 +33,25 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def render_report(results: dict, predictions: pd.DataFrame, histories: dict) -> str:
-    """The report as an HTML string."""
+def _saliency_html(saliency: dict) -> list[str]:
+    parts = ["<h2>Table 3. Saliency by ECG segment, lead group and LVM tertile</h2>",
+             f"<p class='note'>{html.escape(str(saliency.get('method', 'gradient')))} saliency of each fold model on its "
+             f"own test cases ({saliency.get('n_cases', '?')} model x case pairs); each cell the mean % of an ECG's "
+             "total saliency; LL limb leads, PL precordial leads; 'not found': ECGs per tertile whose segment "
+             "boundaries could not be found (that share is counted in no segment). The 5-per-tertile rows are "
+             f"drawn with seed {saliency.get('seed', 0)}.</p>",
+             _table_html(saliency["table"])]
+    parts += [f"<p class='note'>{html.escape(n)}</p>" for n in saliency.get("notes", [])]
+    fig = saliency.get("figure")
+    if fig is not None:
+        parts += ["<h2>Figure 4. Saliency in men (top) and women (bottom), low / middle / high LVM</h2>",
+                  _img(Path(fig).read_bytes() if not isinstance(fig, bytes) else fig, "Figure 4")]
+    return parts
+
+
+def render_report(results: dict, predictions: pd.DataFrame, histories: dict, saliency: dict | None = None) -> str:
+    """The report as an HTML string; ``saliency`` (``table``: Table 3 as a frame, ``notes``, ``figure``:
+    Figure 4's PNG path or bytes, ``method``, ``n_cases``, ``seed``) adds Table 3 and Figure 4."""
     cfg = results.get("config", {})
     preset = cfg.get("preset", {})
     coh = results.get("cohort", {})
@@ -65,14 +82,16 @@ def render_report(results: dict, predictions: pd.DataFrame, histories: dict) -> 
     ]
     if histories:
         parts += ["<h2>Learning curves</h2>", _img(figures.learning_curves_figure(histories), "learning curves")]
+    if saliency:
+        parts += _saliency_html(saliency)
     dropped = results.get("n_dropped", {})
     parts.append(f"<p class='note'>Rows dropped: {html.escape(str(dropped))}. Full configuration in config.json; "
                  "out-of-fold predictions in predictions.csv.</p></body></html>")
     return "\n".join(parts)
 
 
-def write_report(results: dict, predictions: pd.DataFrame, histories: dict, path) -> Path:
+def write_report(results: dict, predictions: pd.DataFrame, histories: dict, path, *, saliency: dict | None = None) -> Path:
     """Write :func:`render_report` atomically to ``path``."""
     path = Path(path)
-    text = render_report(results, predictions, histories)
+    text = render_report(results, predictions, histories, saliency)
     return atomic_write_text(path, text)
