@@ -12,19 +12,7 @@ import platform
 import pandas as pd
 
 from elvmass.cohort import EXCLUSION_RULES
-
-
-def _looks_synthetic(manifest: pd.DataFrame) -> bool:
-    """True when the cohort came from ``elvmass synth`` (its patient IDs and its folder say so)."""
-    from pathlib import Path
-
-    if manifest is None or not len(manifest):
-        return False
-    ids = manifest.get("patient_id", pd.Series(dtype=object)).astype(str)
-    synth_ids = ids.str.match(r"^(SYN|EXT)\d+$").mean() > 0.9
-    paths = manifest.get("ecg_path", pd.Series(dtype=object)).astype(str).head(20)
-    synth_dir = any((Path(p).resolve().parent.parent / "synth_config.json").is_file() for p in paths)
-    return bool(synth_ids or synth_dir)
+from elvmass.cohort.provenance import looks_synthetic
 
 
 def _fmt(v, digits=1) -> str:
@@ -39,7 +27,7 @@ def model_card(trained: dict, sexes: dict, *, cohort: dict, calibrations: dict, 
 
     from elvmass import __version__
 
-    synthetic = _looks_synthetic(manifest)
+    synthetic = looks_synthetic(manifest)
     sources = sorted(set(manifest["lvm_source"].dropna().astype(str))) if manifest is not None and "lvm_source" in manifest else []
     lines = [
         "# Model card: elvmass LV mass model",

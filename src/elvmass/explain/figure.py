@@ -76,15 +76,17 @@ def plot_saliency(items, path, *, ncols: int | None = None, suptitle: str | None
     return path
 
 
-def plot_figure_4(panels, path):
+def plot_figure_4(panels, path, *, synthetic: bool = False):
     """Figure 4: ``panels`` = {"M": [low, mid, high], "F": [low, mid, high]} of plot items; rows men,
-    women; columns low, middle, high LVM."""
+    women; columns low, middle, high LVM. ``synthetic``: the cohort came from ``elvmass synth`` (the
+    title then says it shows the pipeline, not patients)."""
     items = []
     for sex, label in (("M", "men"), ("F", "women")):
         for it, t in zip(panels.get(sex, []), ("low", "middle", "high")):
             items.append({**it, "title": f"{label}, {t} LVM: " + it.get("title", "")})
+    note = " (synthetic cohort: shows the pipeline, not patients)" if synthetic else ""
     return plot_saliency(items, path, ncols=3, suptitle="Figure 4: saliency in men (top) and women (bottom), "
-                         "low / middle / high LVM (synthetic cohort: shows the pipeline, not patients)")
+                         f"low / middle / high LVM{note}")
 
 
 def figure_4(data, fold_models, cases, path, *, method: str = "gradient"):
@@ -113,4 +115,6 @@ def figure_4(data, fold_models, cases, path, *, method: str = "gradient"):
         panels[sex] = items
     if not panels:
         return None
-    return plot_figure_4(panels, path)
+    from elvmass.cohort.provenance import looks_synthetic
+
+    return plot_figure_4(panels, path, synthetic=looks_synthetic(data.manifest))
