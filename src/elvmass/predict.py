@@ -138,10 +138,8 @@ class _Prepared:
 
 def _view_for(bundle, fitted, record, analysis) -> np.ndarray:
     """(1, 12, L) float32 model view of ``record`` for the fitted model's signal configuration."""
-    from elvmass.features import _signal_key
-
     sig = getattr(getattr(fitted, "spec", None), "signal", None) or bundle.signal_config
-    if sig is not bundle.signal_config and _signal_key(sig) != _signal_key(bundle.signal_config):
+    if sig != bundle.signal_config:  # a model trained on another signal configuration (frozen dataclasses)
         from elvmass.signal.analysis import analyze_ecg
 
         analysis = analyze_ecg(record, sig)
