@@ -387,8 +387,9 @@ def write_predictions(preds: list[Prediction], path) -> Path:
 
 
 # --- batched prediction: one model call per batch and model, for the service and archive scoring ---------
-# predict_record is left as it is (every check and field added to it flows into the batched results): it
-# runs in a thread per record against a BatchingBundle, whose run() gathers the concurrent calls into one.
+# Both go through _prepare and _finish, so every check and field of predict_record flows into them. The
+# service runs predict_record in a thread per request against a BatchingBundle, whose run() gathers the
+# concurrent calls into one; predict_records (archives) prepares its ECGs in turn, then calls each model once.
 
 
 class BatchingBundle:
