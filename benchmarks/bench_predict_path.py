@@ -8,6 +8,11 @@ Profiles :func:`elvmass.predict.predict_files` (one model call per file, as ``el
 cProfile and reports the cumulative ms per file of each stage, then the model alone per file at batch
 sizes 1, 8 and 64 with torch on 1 thread and on torch's default thread count, and the two MUSE readers.
 Profiling inflates Python-heavy stages a little; the shares are what to read.
+
+``--archive`` instead splits the archive path (:func:`elvmass.archive.score_chunk`: fast reader, signal
+pipeline, NumPy scalars, one model call per chunk) into CPU milliseconds per file without a profiler: each
+stage function is wrapped by a CPU-time counter. It states the budget for the issue's target (300 GE MUSE
+files/s on 2 cores is 6.7 CPU-ms per file) and the ceiling this machine's CPU time allows.
 """
 
 from __future__ import annotations
@@ -38,12 +43,103 @@ STAGES = {
 }
 
 
+#: the archive path's stages: (label, module, function looked up there at call time); "read" and "signal"
+#: are totals, the rows under them their parts
+ARCHIVE_STAGES = (
+    ("read", "elvmass.io", "read_ecg"),
+    ("read / XML guard (entities, DOCTYPE)", "elvmass.io.guard", "check_xml_bytes"),
+    ("read / fast MUSE reader (parse, base64, assemble)", "elvmass.io.muse_fast", "read_muse_fast"),
+    ("read / fast MUSE reader / assemble record", "elvmass.io.muse_fast", "assemble_record"),
+    ("signal", "elvmass.signal.analysis", "analyze_ecg"),
+    ("signal / band-pass filter", "elvmass.signal.analysis", "bandpass_filter"),
+    ("signal / combine leads", "elvmass.signal.analysis", "combine_leads"),
+    ("signal / R peaks", "elvmass.signal.analysis", "_peaks_on_combined"),
+    ("signal / choose beat", "elvmass.signal.analysis", "_choose_beat"),
+    ("signal / quality flags", "elvmass.signal.analysis", "assess_quality"),
+    ("signal / model view", "elvmass.signal.analysis", "view_and_span"),
+    ("signal / median + delineation beat", "elvmass.signal.analysis", "_beat_and_delineation_window"),
+    ("signal / fiducials", "elvmass.signal.analysis", "locate_fiducials"),
+    ("signal / P and T wave flags", "elvmass.signal.analysis", "_p_and_t_flags"),
+    ("signal / measurements", "elvmass.signal.analysis", "measure_beat"),
+    ("signal / voltage criteria", "elvmass.signal.analysis", "voltage_criteria"),
+    ("model forward (one call per chunk)", "elvmass.bundle", "Bundle.run"),
+    ("content hash", "elvmass.archive", "content_hash"),
+)
+
+BUDGET_MS = 2 * 1000 / 300  # 300 files/s on 2 cores
+
+
+def archive_split(model: Path, files: list[Path], reps: int = 3) -> dict:
+    """CPU ms per file of each archive-path stage (best of ``reps`` passes) and of the whole chunk."""
+    import functools
+    import importlib
+    import time
+
+    import torch
+
+    from elvmass.archive import _worker_bundle, score_chunk
+
+    torch.set_num_threads(1)
+    _worker_bundle(str(model))
+    root = files[0].parent
+    rel = [str(f.relative_to(root)) for f in files]
+    acc: dict[str, float] = {}
+    undo = []
+    for label, mod, fn in ARCHIVE_STAGES:
+        owner = importlib.import_module(mod)
+        if "." in fn:
+            cls, fn = fn.split(".")
+            owner = getattr(owner, cls)
+        orig = getattr(owner, fn)
+
+        def wrapped(*a, __orig=orig, __label=label, **k):
+            t0 = time.process_time()
+            try:
+                return __orig(*a, **k)
+            finally:
+                acc[__label] = acc.get(__label, 0.0) + time.process_time() - t0
+
+        setattr(owner, fn, functools.wraps(orig)(wrapped))
+        undo.append((owner, fn, orig))
+    best: dict[str, float] = {}
+    try:
+        score_chunk(str(model), str(root), rel[:5])
+        for _ in range(reps):
+            acc.clear()
+            t0 = time.process_time()
+            frame = score_chunk(str(model), str(root), rel)
+            total = time.process_time() - t0
+            for k, v in [*acc.items(), ("whole chunk (score_chunk)", total)]:
+                best[k] = min(best.get(k, float("inf")), v / len(rel) * 1000)
+    finally:
+        for owner, fn, orig in reversed(undo):
+            setattr(owner, fn, orig)
+    whole = best["whole chunk (score_chunk)"]
+    read, signal = best.get("read", 0.0), best.get("signal", 0.0)
+    return {"files": len(rel), "predicted": int(frame["error"].isna().sum()),
+            "cpu_ms_per_file": {k: round(v, 3) for k, v in best.items()},
+            "read_ms": round(read, 2), "signal_ms": round(signal, 2),
+            "everything_else_ms": round(whole - read - signal, 2),
+            "budget_ms_for_300_files_per_s_on_2_cores": round(BUDGET_MS, 2),
+            "ceiling_files_per_s_on_2_free_cores": round(2000 / whole, 1),
+            "read_plus_signal_over_budget": read + signal > BUDGET_MS}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--files", type=Path, required=True)
     parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--archive", action="store_true", help="the archive path's CPU split, no profiler")
     args = parser.parse_args(argv)
+    if args.archive:
+        import os
+
+        files = sorted(args.files.rglob("*.xml"))[: args.n]
+        out = archive_split(args.model, files)
+        out["load_avg_1min"] = os.getloadavg()[0]
+        print(json.dumps(out, indent=1))
+        return 0
 
     import numpy as np
     import torch

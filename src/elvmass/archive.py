@@ -5,7 +5,8 @@ what                      how
 ========================  ==========================================================================
 files                     :func:`elvmass.io.find_ecg_files` on the folder tree (XML, DICOM, WFDB by .hea)
 chunks                    ``chunk_size`` files per Dask task; a task reads, hashes and predicts its files
-                          (:func:`elvmass.predict.predict_records`: one batched model call per model)
+                          (:func:`elvmass.predict.predict_records`: scalars in NumPy, one model call per
+                          model and chunk unless ``max_batch`` caps it)
 cluster                   a local one (``workers`` processes, one thread each) unless ``scheduler`` names
                           an existing one (the archive and bundle must be readable by its workers)
 output                    ``OUT/part-<run>-<chunk>.parquet``, each written atomically as its chunk
@@ -127,7 +128,7 @@ def _worker_bundle(bundle_dir: str):
 
 
 def score_chunk(bundle_dir: str, root: str, rel_paths: list[str], demographics: dict | None = None,
-                max_batch: int = 16) -> pd.DataFrame:
+                max_batch: int | None = None) -> pd.DataFrame:
     """Score one chunk of files (paths relative to ``root``): one row per file, errors as rows."""
     from elvmass.io import detect_format
     from elvmass.predict import predict_records
@@ -175,7 +176,7 @@ def _write_part(out: Path, name: str, frame: pd.DataFrame) -> Path:
 
 
 def score_archive(bundle_dir, archive_dir, out, *, workers: int | None = None, scheduler: str | None = None,
-                  resume: bool = False, chunk_size: int = 200, max_batch: int = 16, demographics: dict | None = None,
+                  resume: bool = False, chunk_size: int = 200, max_batch: int | None = None, demographics: dict | None = None,
                   progress=None) -> ArchiveSummary:
     """Score every ECG file under ``archive_dir`` into the Parquet folder ``out`` (see the module doc).
 

@@ -87,6 +87,30 @@ def scalar_table(manifest: pd.DataFrame, measured: pd.DataFrame | None = None) -
     return out
 
 
+def _as_float(value) -> float:
+    """``pd.to_numeric(..., errors="coerce")`` for one value: a float, NaN when missing or not a number."""
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return math.nan if value is None else float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def scalar_values(*, age_years=None, sex=None, height_cm=None, weight_kg=None, params=None) -> dict[str, float]:
+    """One ECG's row of :func:`scalar_table` as a plain dict (NaN where unknown), without pandas.
+
+    >>> scalar_values(age_years=61, sex="F", height_cm=None, weight_kg=70.5, params={"qrs_ms": 92})
+    {'age_years': 61.0, 'sex_male': 0.0, 'height_cm': nan, 'weight_kg': 70.5, 'qrs_ms': 92.0, 'p_axis_deg': nan, 'r_axis_deg': nan, 't_axis_deg': nan}
+    """
+    params = params or {}
+    out = {"age_years": _as_float(age_years), "sex_male": sex_to_male(sex), "height_cm": _as_float(height_cm),
+           "weight_kg": _as_float(weight_kg)}
+    for name in PARAM_INPUTS:
+        out[name] = _as_float(params.get(name))
+    return out
+
+
 def scalar_column(table: pd.DataFrame, name: str) -> np.ndarray:
     """One scalar input as floats from a :func:`scalar_table`; ``bmi`` (kg/m²) is derived from height and
     weight when the table has no such column (NaN where either is missing)."""
@@ -156,6 +180,33 @@ class FeatureScaler:
         """(demographics (N, d), params (N, p), imputed column names per row), standardised."""
         demo, imp_d = self._block(table, self.demographic_inputs)
         par, imp_p = self._block(table, self.param_inputs)
+        return demo, par, [tuple(a + b) for a, b in zip(imp_d, imp_p)]
+
+    def _block_values(self, rows, names) -> tuple[np.ndarray, list[list[str]]]:
+        if not names:
+            return np.zeros((len(rows), 0), np.float32), [[] for _ in rows]
+        v = np.array([[_as_float(r.get(name)) for name in names] for r in rows], float).reshape(len(rows), len(names))
+        miss = ~np.isfinite(v)
+        imputed = [[name for name, m in zip(names, row) if m] for row in miss.tolist()]
+        med = np.array([self.medians[n] for n in names], float)
+        mean = np.array([self.means[n] for n in names], float)
+        sd = np.array([self.sds[n] for n in names], float)
+        return ((np.where(miss, med, v) - mean) / sd).astype(np.float32), imputed
+
+    def transform_values(self, rows) -> tuple[np.ndarray, np.ndarray, list[tuple[str, ...]]]:
+        """:meth:`transform` for rows given as mappings (:func:`scalar_values`), in NumPy only: the same
+        numbers, without a DataFrame per ECG (what prediction uses; a name a row lacks is missing).
+
+        >>> sc = FeatureScaler.fit(pd.DataFrame({"age_years": [50., 70.], "sex_male": [1., 0.], "height_cm": [170., 160.],
+        ...                                      "weight_kg": [80., 60.], "qrs_ms": [90., 100.]}), [150., 110.])
+        >>> rows = [scalar_values(age_years=None, sex="M", height_cm=175.0, weight_kg=82.0, params={"qrs_ms": 96.0})]
+        >>> d, p, imp = sc.transform_values(rows)
+        >>> bool((d == sc.transform(pd.DataFrame(rows))[0]).all()), imp
+        (True, [('age_years', 'p_axis_deg', 'r_axis_deg', 't_axis_deg')])
+        """
+        rows = list(rows)
+        demo, imp_d = self._block_values(rows, tuple(self.demographic_inputs))
+        par, imp_p = self._block_values(rows, tuple(self.param_inputs))
         return demo, par, [tuple(a + b) for a, b in zip(imp_d, imp_p)]
 
     def normalise_target(self, lvm_g) -> np.ndarray:

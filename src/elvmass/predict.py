@@ -119,18 +119,41 @@ def _as_record(record, fs_hz=None) -> ECGRecord:
     raise TypeError(f"expected an ECGRecord or a file path, got {type(record).__name__}")
 
 
-def predict_record(bundle, record, *, path: str | None = None, age_years=None, sex=None,
-                   height_cm=None, weight_kg=None, force_sex: bool = False, fs_hz=None) -> Prediction:
-    """Predict one ECG: an :class:`~elvmass.record.ECGRecord` or a file path (read with ``fs_hz``
-    for arrays). Explicit demographics override the file's (checked and flagged, see the module
-    table); raises :class:`~elvmass.errors.InputValueError` for implausible or contradicting
-    values and :class:`~elvmass.errors.UnusableECGError` for an ECG that cannot carry a prediction.
-    """
+@dataclass
+class _Prepared:
+    """One ECG up to the model call: the network inputs (``ecg``, ``demographics``, ``params``, one row
+    each) when the model is a network, else ``lvm_g`` already predicted; everything :func:`_finish` needs."""
+
+    path: str
+    name: str
+    flags: list[str]
+    age: float | None
+    sex: str | None
+    height_cm: float | None
+    weight_kg: float | None
+    excluded: tuple | None
+    ecg: np.ndarray | None = None
+    demographics: np.ndarray | None = None
+    params: np.ndarray | None = None
+    lvm_g: float | None = None
+
+
+def _view_for(bundle, fitted, record, analysis) -> np.ndarray:
+    """(1, 12, L) float32 model view of ``record`` for the fitted model's signal configuration."""
+    sig = getattr(getattr(fitted, "spec", None), "signal", None) or bundle.signal_config
+    if sig != bundle.signal_config:  # a model trained on another signal configuration (frozen dataclasses)
+        from elvmass.signal.analysis import analyze_ecg
+
+        analysis = analyze_ecg(record, sig)
+    return np.asarray(analysis.view, np.float32)[None]
+
+
+def _prepare(bundle, record, *, path: str | None, given: dict, force_sex: bool) -> _Prepared:
+    """Everything of :func:`predict_record` before the model call (``given``: checked demographics)."""
+    from elvmass.features import scalar_values
     from elvmass.signal.analysis import analyze_ecg
     from elvmass.signal.quality import is_blocking
 
-    given = check_demographics(age_years=age_years, sex=sex, height_cm=height_cm, weight_kg=weight_kg)
-    record = _as_record(record, fs_hz)
     path = path or record.source_path or "<record>"
     p = record.patient
     flags: list[str] = []
@@ -173,7 +196,6 @@ def predict_record(bundle, record, *, path: str | None = None, age_years=None, s
             else:
                 v = None
         params[k] = v
-    row = pd.DataFrame([{"age_years": age, "sex": sx, "height_cm": h, "weight_kg": w, **params}])
     name = bundle.model_for_sex(sx)
     if sx is None:
         flags.append("sex_unknown")
@@ -183,18 +205,29 @@ def predict_record(bundle, record, *, path: str | None = None, age_years=None, s
     if excluded is not None:
         flags.append(f"outside_training_population:{excluded[0]}")
     fitted = bundle.fitted[name]
+    prep = _Prepared(path, name, flags, age, sx, h, w, excluded)
+    if hasattr(fitted, "inputs") and hasattr(fitted, "scaler"):
+        # a network model: its scaler in NumPy (FeatureScaler.transform_values, the numbers of
+        # fitted.inputs) and the view; the model call is the caller's, so it can batch many ECGs
+        demo, par, imputed = fitted.scaler.transform_values(
+            [scalar_values(age_years=age, sex=sx, height_cm=h, weight_kg=w, params=params)])
+        flags += [f"imputed:{k}" for k in imputed[0]]
+        prep.ecg, prep.demographics, prep.params = _view_for(bundle, fitted, record, analysis), demo, par
+        return prep
+    row = pd.DataFrame([{"age_years": age, "sex": sx, "height_cm": h, "weight_kg": w, **params}])
     data = record_data([record], row, analyses={bundle.signal_config: [analysis]})
     if hasattr(fitted, "imputed"):
         flags += [f"imputed:{k}" for k in fitted.imputed(data, [0])[0]]
-    if hasattr(fitted, "inputs") and hasattr(fitted, "scaler"):
-        # a network model: through bundle.run, so a batching bundle (the service, archives) can gather calls
-        t = fitted.inputs(data, [0])
-        lvm = float(fitted.scaler.to_grams(bundle.run(name, t.ecg, t.demographics, t.params))[0])
-    else:
-        lvm = float(fitted.predict(data, np.array([0]))[0])
+    prep.lvm_g = float(fitted.predict(data, np.array([0]))[0])
+    return prep
+
+
+def _finish(bundle, prep: _Prepared, lvm: float) -> Prediction:
+    """The prediction from the model's mass: LVMI, the LVH call, the interval and the remaining flags."""
+    flags, h, w, sx, name, excluded = prep.flags, prep.height_cm, prep.weight_kg, prep.sex, prep.name, prep.excluded
+    raw_lvm = lvm
     recal = bundle.recalibration(name) if hasattr(bundle, "recalibration") else None
     if recal is not None:  # the bundle's local linear recalibration (elvmass recalibrate), hash-checked at load
-        raw_lvm = lvm
         lvm = float(recal.apply([lvm], [sx])[0])
         flags.append("recalibrated")
     bsa = float(bsa_m2(h, w)) if (h and w and h > 0 and w > 0) else None
@@ -215,8 +248,25 @@ def predict_record(bundle, record, *, path: str | None = None, age_years=None, s
         if low is not None:
             low, high = sorted(float(v) for v in recal.apply([low, high], [sx, sx]))
             _, _, _, prob = _interval(bundle, name, lvm, sx, bsa, []) if lvm > 0 else (None, None, None, None)
-    return Prediction(path, lvm, lvmi, lvh, name, flags, age, sx, h, w, bsa, low, high, level, prob,
+    return Prediction(prep.path, lvm, lvmi, lvh, name, flags, prep.age, sx, h, w, bsa, low, high, level, prob,
                       None if excluded is None else f"{excluded[0]}: {excluded[1]}")
+
+
+def predict_record(bundle, record, *, path: str | None = None, age_years=None, sex=None,
+                   height_cm=None, weight_kg=None, force_sex: bool = False, fs_hz=None) -> Prediction:
+    """Predict one ECG: an :class:`~elvmass.record.ECGRecord` or a file path (read with ``fs_hz``
+    for arrays). Explicit demographics override the file's (checked and flagged, see the module
+    table); raises :class:`~elvmass.errors.InputValueError` for implausible or contradicting
+    values and :class:`~elvmass.errors.UnusableECGError` for an ECG that cannot carry a prediction.
+    """
+    given = check_demographics(age_years=age_years, sex=sex, height_cm=height_cm, weight_kg=weight_kg)
+    record = _as_record(record, fs_hz)
+    prep = _prepare(bundle, record, path=path, given=given, force_sex=force_sex)
+    if prep.lvm_g is not None:
+        return _finish(bundle, prep, prep.lvm_g)
+    # a network model: through bundle.run, so a batching bundle (the service) can gather calls
+    out = bundle.run(prep.name, prep.ecg, prep.demographics, prep.params)
+    return _finish(bundle, prep, float(bundle.fitted[prep.name].scaler.to_grams(out)[0]))
 
 
 def _interval(bundle, name: str, lvm: float, sex, bsa, flags: list[str]):
@@ -350,8 +400,9 @@ def write_predictions(preds: list[Prediction], path) -> Path:
 
 
 # --- batched prediction: one model call per batch and model, for the service and archive scoring ---------
-# predict_record is left as it is (every check and field added to it flows into the batched results): it
-# runs in a thread per record against a BatchingBundle, whose run() gathers the concurrent calls into one.
+# Both go through _prepare and _finish, so every check and field of predict_record flows into them. The
+# service runs predict_record in a thread per request against a BatchingBundle, whose run() gathers the
+# concurrent calls into one; predict_records (archives) prepares its ECGs in turn, then calls each model once.
 
 
 class BatchingBundle:
@@ -449,39 +500,54 @@ def predict_records(bundle, jobs, *, max_batch: int = 64) -> list:
     """Predict many records, batching the model calls: a Prediction or an ECGReadError per job, in order.
 
     Each job is a dict with ``record`` (an ECGRecord, or a path to read) and optionally ``path`` and the
-    demographics keywords of :func:`predict_record`. Gives the same predictions as :func:`predict_record`
-    one by one (to float rounding of a batched network call).
+    demographics keywords of :func:`predict_record`. Every ECG is read and analysed in turn, then each
+    network model runs once per ``max_batch`` of its ECGs (``None``: once for all of them). Gives the
+    predictions of :func:`predict_record` one by one, to float32 rounding of a batched network call
+    (``tests/test_predict_batched.py``).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from elvmass import read_ecg
 
     jobs = list(jobs)
     results: list = [None] * len(jobs)
-    if not jobs:
-        return results
-
-    def one(batched, i):
-        job = dict(jobs[i])
+    prepared: dict[int, _Prepared] = {}
+    for i, job in enumerate(jobs):
+        job = dict(job)
         rec = job.pop("record")
         path = job.pop("path", None)
+        force_sex = bool(job.pop("force_sex", False))
+        fs_hz = job.pop("fs_hz", None)
         try:
+            given = check_demographics(**job)
             if not isinstance(rec, ECGRecord):
                 path = path or str(rec)
-                rec = read_ecg(rec)
-            results[i] = predict_record(batched, rec, path=path, **job)
+                rec = read_ecg(rec, fs_hz=fs_hz)
+            prep = _prepare(bundle, rec, path=path, given=given, force_sex=force_sex)
+            if prep.lvm_g is not None:
+                results[i] = _finish(bundle, prep, prep.lvm_g)
+            else:
+                prepared[i] = prep
         except ECGReadError as exc:
             results[i] = exc
         except (ElvmassError, ValueError) as exc:
-            results[i] = ECGReadError(path or rec.source_path or "<record>", str(exc))
-        finally:
-            batched.leave()
-
-    step = max(1, int(max_batch))
-    with ThreadPoolExecutor(max_workers=min(step, len(jobs))) as pool:
-        for start in range(0, len(jobs), step):
-            idx = range(start, min(start + step, len(jobs)))
-            batched = BatchingBundle(bundle, max_batch=step, max_wait_s=float("inf"))
-            batched.enter(len(idx))
-            list(pool.map(lambda i: one(batched, i), idx))
+            results[i] = ECGReadError(path or getattr(rec, "source_path", None) or "<record>", str(exc))
+    groups: dict[tuple, list[int]] = {}
+    for i, prep in prepared.items():
+        key = (prep.name, prep.ecg.shape[1:], prep.demographics.shape[1:], prep.params.shape[1:])
+        groups.setdefault(key, []).append(i)
+    step = len(jobs) if max_batch is None else max(1, int(max_batch))
+    for (name, *_), idx in groups.items():
+        scaler = bundle.fitted[name].scaler
+        for start in range(0, len(idx), step):
+            part = idx[start:start + step]
+            try:
+                out = bundle.run(name, np.concatenate([prepared[i].ecg for i in part]),
+                                 np.concatenate([prepared[i].demographics for i in part]),
+                                 np.concatenate([prepared[i].params for i in part]))
+            except (ElvmassError, ValueError) as exc:  # each ECG of the failed call gets the error
+                for i in part:
+                    results[i] = ECGReadError(prepared[i].path, str(exc))
+                continue
+            grams = scaler.to_grams(out)
+            for i, g in zip(part, grams):
+                results[i] = _finish(bundle, prepared[i], float(g))
     return results

@@ -64,7 +64,8 @@ class DeviceMeasurements:
                 object.__setattr__(self, name, None)
 
     def as_dict(self) -> dict[str, float | None]:
-        return dataclasses.asdict(self)
+        # the fields are plain numbers: no need for dataclasses.asdict's recursive deep copy (per ECG predicted)
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclass
