@@ -53,10 +53,10 @@ QRS_OFF_FRACTION = 0.10
 #: the QRS's strong slopes: the onset is searched back from the first sample of ``v`` above
 #: ``QRS_STRONG_FRACTION`` of its maximum
 QRS_STRONG_FRACTION = 0.3
-#: the offset is searched forward from the last sample above ``QRS_TERMINAL_FRACTION`` (2 x the offset
+#: the offset is searched forward from the last sample above ``QRS_TERMINAL_FRACTION`` (1.5 x the offset
 #: threshold): a terminal wave slower than the main deflections (the R' of a right bundle branch block,
 #: after a dip of ``v`` between R and R') is part of the QRS, not past its end
-QRS_TERMINAL_FRACTION = 0.2
+QRS_TERMINAL_FRACTION = 0.15
 HOLD_MS = 8.0
 QRS_ON_REACH_MS = 50.0
 QRS_SEARCH_MS = 150.0
