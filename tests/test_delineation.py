@@ -113,6 +113,24 @@ def test_first_degree_block_p_wave_before_the_beat_window(shared_data):
     assert b.measured["pr_ms"] > 200.0 and b.fiducials_ms["p_on"] > 1.0
 
 
+def test_complete_rbbb_qrs_includes_the_terminal_r_prime(shared_data):
+    """PTB-XL's CRBBB records (QRS >= 120 ms by definition): the terminal R' is slower than the main
+    deflections and follows a dip of the spatial velocity; the QRS must not end in that dip (00195 read
+    90 ms before). LUDB complete RBBB records 10 and 108 (report part): QRS offset within CSE tolerance."""
+    crbbb = _ptbxl_with(shared_data, "CRBBB")
+    assert {"records500/00000/00172_hr", "records500/00000/00195_hr"} <= set(crbbb)
+    for name in ("records500/00000/00172_hr", "records500/00000/00195_hr"):
+        a = analyze_ecg(read_ecg(shared_data / "ptbxl-sample" / f"{name}.hea"))
+        assert 120.0 <= a.measured["qrs_ms"] <= 170.0, (name, a.measured["qrs_ms"])
+    for record in (10, 108):
+        base = shared_data / "ludb" / "data" / str(record)
+        a = analyze_ecg(read_ecg(base.with_suffix(".hea")), SignalConfig())
+        fs = a.fs_hz
+        ref = _reference(base, (a.beat_start_s + a.config.beat_before_s) * fs)
+        err_ms = (a.beat_start_s * fs + a.fiducials_ms["qrs_off"] * fs / 1000.0 - ref["qrs_off"]) * 1000.0 / fs
+        assert abs(err_ms) <= CSE_MS["qrs_off"], (record, round(err_ms, 1))
+
+
 def test_p_onset_not_clamped_and_pr_normal_on_a_normal_ecg(shared_data):
     """PTB-XL 00002: "sinusbradykardie sonst normales ekg" (NORM), so PR is 120-200 ms by definition; the old
     code put P onset on the window's first sample (PR > 300 ms). Issue #17 item 4."""

@@ -41,11 +41,12 @@ def test_segment_boundaries_within_cse_tolerance_on_held_out_ludb(shared_data, r
 
 
 def test_segment_finds_the_j_point_the_rules_put_40_ms_early(shared_data):
-    # LUDB 10 (sinus, held out from both): the rules' QRS offset is 40 ms before the cardiologists'
+    # LUDB 10 (sinus, complete RBBB, held out from both): the rules' QRS offset was 40 ms before the
+    # cardiologists' (it ended in the dip before the terminal R'); since signal-5 both are within tolerance
     base = shared_data / "ludb" / "data" / "10"
     rec = read_ecg(base.with_suffix(".hea"))
     rules, seg = _errors_ms(analyze_ecg(rec), base), _errors_ms(analyze_ecg_segment(rec), base)
-    assert rules["qrs_off"] < -CSE_MS["qrs_off"]
+    assert abs(rules["qrs_off"]) <= CSE_MS["qrs_off"]
     assert abs(seg["qrs_off"]) <= CSE_MS["qrs_off"] and abs(seg["qrs_on"]) <= CSE_MS["qrs_on"]
 
 

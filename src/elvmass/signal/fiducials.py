@@ -12,7 +12,9 @@ boundary     method
 ===========  ==========================================================================================
 QRS on/off   *spatial velocity* ``v(t) = sqrt(sum_leads (dx/dt)^2)``: onset where ``v`` last rises above
              ``QRS_ON_FRACTION`` of its QRS maximum, offset (J point) where it first falls below
-             ``QRS_OFF_FRACTION`` after it, each held ``HOLD_MS`` (a notch inside the QRS does not end it)
+             ``QRS_OFF_FRACTION`` after the last sample above ``QRS_TERMINAL_FRACTION`` (so a slower
+             terminal R' of a bundle branch block is inside the QRS), each held ``HOLD_MS`` (a notch
+             inside the QRS does not end it)
 T off        trapezium-area method (Vazquez-Seisdedos et al., IEEE TBME 58:2867, 2011) on the *spatial
              magnitude* ``m(t) = sqrt(sum_leads (x - baseline)^2)`` (smoothed ``T_SMOOTH_MS``): from the
              steepest descent after the T peak (``xm``) to ``xr`` = ``xm`` + ``T_REACH_MS``, the point that
@@ -48,6 +50,13 @@ from elvmass.record import LEAD_INDEX
 INDEPENDENT = np.array([0, 1, 6, 7, 8, 9, 10, 11])
 QRS_ON_FRACTION = 0.03
 QRS_OFF_FRACTION = 0.10
+#: the QRS's strong slopes: the onset is searched back from the first sample of ``v`` above
+#: ``QRS_STRONG_FRACTION`` of its maximum
+QRS_STRONG_FRACTION = 0.3
+#: the offset is searched forward from the last sample above ``QRS_TERMINAL_FRACTION`` (1.5 x the offset
+#: threshold): a terminal wave slower than the main deflections (the R' of a right bundle branch block,
+#: after a dip of ``v`` between R and R') is part of the QRS, not past its end
+QRS_TERMINAL_FRACTION = 0.15
 HOLD_MS = 8.0
 QRS_ON_REACH_MS = 50.0
 QRS_SEARCH_MS = 150.0
@@ -161,8 +170,8 @@ def qrs_bounds(beat_mv: np.ndarray, fs_hz: float, r_index: int) -> tuple[float, 
     vmax = float(seg.max())
     if vmax <= 0:
         return math.nan, math.nan
-    strong = np.flatnonzero(seg > 0.3 * vmax) + lo
-    first_strong, last_strong = int(strong[0]), int(strong[-1])
+    first_strong = int(np.flatnonzero(seg > QRS_STRONG_FRACTION * vmax)[0]) + lo
+    last_strong = int(np.flatnonzero(seg > QRS_TERMINAL_FRACTION * vmax)[-1]) + lo
     # a P wave merging into the QRS (short PR) keeps v above the onset threshold: look back at most
     # QRS_ON_REACH_MS from the first strong slope, and take the slowest point there if v never drops
     lo_on = max(lo, first_strong - int(round(QRS_ON_REACH_MS * ms)))
