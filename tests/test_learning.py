@@ -170,3 +170,24 @@ def test_comparators_behave_as_the_generator_says(learned):
     assert mae["demographics"] < mae["mean"] - 3.0, mae
     se = float(err["demographics"].std() / math.sqrt(len(err["demographics"])))
     assert mae["demographics"] > b["floor_demo"] - 3 * se, (mae, b, se)
+
+
+def test_the_mutants_break_what_they_say():
+    """tests/ecg_mutants.py: zero is all zeros; shuffle gives every patient another patient's ECG; leads moves
+    every lead (so V5 is never where the network learnt it); both work on lists of lead groups too."""
+    import torch
+
+    import ecg_mutants
+
+    x = torch.arange(6 * 12 * 3, dtype=torch.float32).reshape(6, 12, 3)
+    g = torch.Generator().manual_seed(1)
+    assert not ecg_mutants.mutate(x, "zero", g).any()
+    sh = ecg_mutants.mutate(x, "shuffle", g)
+    src = [int(sh[i, 0, 0]) // 36 for i in range(6)]  # which patient's ECG each row now holds
+    assert sorted(src) == list(range(6)) and all(s != i for i, s in enumerate(src))
+    le = ecg_mutants.mutate(x, "leads", g)
+    lead_src = [(int(le[0, k, 0]) % 36) // 3 for k in range(12)]
+    assert sorted(lead_src) == list(range(12)) and all(s != k for k, s in enumerate(lead_src))
+    groups = ecg_mutants.mutate([x[:, :6], x[:, 6:]], "leads", g)
+    assert [t.shape for t in groups] == [torch.Size([6, 6, 3])] * 2
+    assert sorted(torch.cat(groups, 1)[0, :, 0].tolist()) == x[0, :, 0].tolist()
