@@ -11,6 +11,8 @@ It prints the wall time of the cohort generation (if any), of the experiments co
 per-task times. ``--workers`` and ``--threads`` are passed through (default: the CLI's defaults).
 A second run into the same ``--out`` reuses every finished task (that is the resume feature), so
 use ``--fresh`` to time from scratch.
+
+Exits 1 when the experiments command's wall time exceeds ``--max-minutes`` (default 30, the target).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections import defaultdict
 from pathlib import Path
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--manifest", type=Path, help="an existing cohort manifest (default: generate the demo cohort)")
@@ -35,6 +37,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int)
     ap.add_argument("--threads", type=int)
     ap.add_argument("--fresh", action="store_true", help="delete OUT/experiments first (time every task)")
+    ap.add_argument("--max-minutes", type=float, default=30.0, help="target: experiments wall time (exit 1 above)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = args.manifest
@@ -69,7 +72,10 @@ def main() -> None:
     for model, times in per_model.items():
         print(f"  {model:28s} folds {' '.join(f'{x:6.1f}' for x in times)}  sum {sum(times):7.1f} s")
     print(f"  sum of task times {sum(sum(v) for v in per_model.values()):.0f} s (the rest: signal views, tables, report)")
+    ok = wall <= 60.0 * args.max_minutes
+    print(f"target: at most {args.max_minutes:g} min: {'met' if ok else 'MISSED'}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -33,7 +33,10 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory) -> Path:
-    """A model bundle trained (quick preset) on a small built-in synthetic cohort, once per test session.
+    """A model bundle trained by ``elvmass train --preset quick`` on a small built-in synthetic cohort
+    (70 patients, seed 3), once per test session; shared by test_bundle, test_predict, test_archive,
+    test_explain, test_comparators and test_muse_fast (before, test_bundle and test_predict each trained
+    their own, near-identical one). Beside it: ``manifest.csv``, ``synth/`` and ``.elvmass-cache``.
 
     Numbers from it show that the pipeline works end to end, not that it is right about patients.
     ``ELVMASS_TEST_BUNDLE=path`` uses an existing bundle instead (quicker while developing).
@@ -42,11 +45,16 @@ def trained_bundle(tmp_path_factory) -> Path:
 
     if os.environ.get("ELVMASS_TEST_BUNDLE"):
         return Path(os.environ["ELVMASS_TEST_BUNDLE"])
-    from elvmass.experiments.final import train_bundle
+    from typer.testing import CliRunner
+
+    from elvmass.cli import app
     from elvmass.cohort import build_cohort, write_manifest
     from elvmass.synth import SynthConfig, generate_cohort
 
     root = tmp_path_factory.mktemp("bundle")
     synth = generate_cohort(SynthConfig(n=70, seed=3), root / "synth")
     manifest = write_manifest(build_cohort(synth.ecg_dir, synth.imaging_csv).manifest, root / "manifest.csv")
-    return train_bundle(manifest, root / "model", "quick", progress=False)
+    res = CliRunner().invoke(app, ["train", "--cohort", str(manifest), "--out", str(root / "model"), "--preset", "quick",
+                                   "--quiet"])
+    assert res.exit_code == 0, res.output
+    return root / "model"

@@ -8,27 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from elvmass.bundle import BundleError, load_bundle, save_bundle, verify_bundle
-from elvmass.cli import app
 from elvmass.features import FeatureScaler
 from elvmass.models.elvmassnet import ElvmassNet, ElvmassNetConfig
 
 
-@pytest.fixture(scope="module")
-def trained_bundle(tmp_path_factory):
-    """A bundle trained through the CLI on a small generated cohort (quick preset)."""
-    from elvmass.cohort import build_cohort, write_manifest
-    from elvmass.synth import SynthConfig, generate_cohort
-
-    root = tmp_path_factory.mktemp("bundle")
-    synth = generate_cohort(SynthConfig(n=70, seed=5), root / "synth")
-    manifest = write_manifest(build_cohort(synth.ecg_dir, synth.imaging_csv).manifest, root / "manifest.csv")
-    res = CliRunner().invoke(app, ["train", "--cohort", str(manifest), "--out", str(root / "model"), "--preset", "quick",
-                                   "--quiet"])
-    assert res.exit_code == 0, res.output
-    return root / "model"
+# ``trained_bundle``: the session's bundle trained through the CLI (tests/conftest.py)
 
 
 def test_bundle_layout_and_config(trained_bundle):

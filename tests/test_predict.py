@@ -14,15 +14,9 @@ from elvmass.cli import app
 
 
 @pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory):
-    from elvmass.experiments.final import train_bundle
-    from elvmass.cohort import build_cohort, write_manifest
-    from elvmass.synth import SynthConfig, generate_cohort
-
-    root = tmp_path_factory.mktemp("predict")
-    synth = generate_cohort(SynthConfig(n=70, seed=3), root / "synth")
-    manifest = write_manifest(build_cohort(synth.ecg_dir, synth.imaging_csv).manifest, root / "manifest.csv")
-    return train_bundle(manifest, root / "model", "quick", progress=False)
+def bundle_dir(trained_bundle):
+    """The session's shared bundle (tests/conftest.py: 70 patients, seed 3, quick preset, trained once)."""
+    return trained_bundle
 
 
 @pytest.fixture()

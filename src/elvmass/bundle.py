@@ -19,10 +19,35 @@ Nothing is ever unpickled: arrays are read with ``safetensors`` and everything e
 :func:`load_bundle` recomputes every hash and refuses a bundle whose files do not match, naming the
 file. Training the models that go into a bundle is :func:`elvmass.experiments.final.train_bundle`.
 
-    >>> from elvmass.bundle import load_bundle  # doctest: +SKIP
-    >>> b = load_bundle("model/")  # doctest: +SKIP
-    >>> b.model_names  # doctest: +SKIP
-    ['elvmassnet', 'elvmassnet_female', 'elvmassnet_male']
+A bundle of one (untrained, seeded) network written by :func:`save_bundle`, read back, then refused once a
+byte of its weights has changed (``elvmass train`` writes ``elvmassnet``, ``elvmassnet_female`` and
+``elvmassnet_male``):
+
+    >>> import tempfile, pandas as pd
+    >>> from pathlib import Path
+    >>> from elvmass.bundle import load_bundle, save_bundle
+    >>> from elvmass.features import FeatureScaler
+    >>> from elvmass.models.elvmassnet import ElvmassNet, ElvmassNetConfig
+    >>> from elvmass.models.elvmassnet_spec import ElvmassNetSpec, FittedElvmassNet
+    >>> from elvmass.signal import SignalConfig
+    >>> net = ElvmassNet(ElvmassNetConfig(channels=(8, 8), head_hidden=(16,)))
+    >>> scaler = FeatureScaler.fit(pd.DataFrame({"age_years": [50.0, 70.0], "sex_male": [1.0, 0.0],
+    ...                            "height_cm": [170.0, 160.0], "weight_kg": [80.0, 60.0]}), [150.0, 110.0])
+    >>> fitted = FittedElvmassNet(ElvmassNetSpec(name="elvmassnet", signal=SignalConfig(), net=net.config), net, scaler)
+    >>> model_dir = save_bundle(Path(tempfile.mkdtemp()) / "model", signal_config=SignalConfig(),
+    ...                         models={"elvmassnet": fitted})
+    >>> sorted(p.name for p in model_dir.iterdir())
+    ['bundle.json', 'elvmassnet.safetensors', 'hashes.json']
+    >>> b = load_bundle(model_dir)
+    >>> b.model_names, b.model_for_sex("F"), b.signal_config.view_length
+    (['elvmassnet'], 'elvmassnet', 225)
+    >>> weights = model_dir / "elvmassnet.safetensors"
+    >>> data = bytearray(weights.read_bytes()); data[-1] ^= 1; _ = weights.write_bytes(bytes(data))
+    >>> try:
+    ...     load_bundle(model_dir)
+    ... except BundleError as exc:
+    ...     print("refused:", "elvmassnet.safetensors" in str(exc))
+    refused: True
 """
 
 from __future__ import annotations

@@ -36,10 +36,33 @@ for an ECG that cohort building excludes (paced, bundle branch block, AF, QRS >=
 statement or measurement that triggered the rule is in ``outside_training_population``.
 :func:`predict_files` returns every failing file as an error and predicts the others.
 
-    >>> from elvmass.bundle import load_bundle            # doctest: +SKIP
-    >>> preds, errors = predict_files(load_bundle("model"), ["muse_ecg1.xml"])  # doctest: +SKIP
-    >>> preds[0].lvm_g                                       # doctest: +SKIP
-    142.3
+On the bundled PTB-XL record 136 (52-year-old man, 167 cm, 72 kg, no device measurements: the pipeline's
+own QRS duration and axes stand in, flagged ``measured:``) with a bundle of one untrained network (as in
+:mod:`elvmass.bundle`; its mass is a number, not an estimate). LVMI is the mass over the Mosteller BSA,
+sqrt(167 x 72 / 3600) = 1.8276 m^2:
+
+    >>> import tempfile, pandas as pd
+    >>> from pathlib import Path
+    >>> from elvmass.bundle import load_bundle, save_bundle
+    >>> from elvmass.features import FeatureScaler
+    >>> from elvmass.models.elvmassnet import ElvmassNet, ElvmassNetConfig
+    >>> from elvmass.models.elvmassnet_spec import ElvmassNetSpec, FittedElvmassNet
+    >>> from elvmass.signal import SignalConfig
+    >>> net = ElvmassNet(ElvmassNetConfig(channels=(8, 8), head_hidden=(16,)))
+    >>> scaler = FeatureScaler.fit(pd.DataFrame({"age_years": [50.0, 70.0], "sex_male": [1.0, 0.0],
+    ...                            "height_cm": [170.0, 160.0], "weight_kg": [80.0, 60.0]}), [150.0, 110.0])
+    >>> fitted = FittedElvmassNet(ElvmassNetSpec(name="elvmassnet", signal=SignalConfig(), net=net.config), net, scaler)
+    >>> model_dir = save_bundle(Path(tempfile.mkdtemp()) / "model", signal_config=SignalConfig(),
+    ...                         models={"elvmassnet": fitted})
+    >>> from elvmass.io import example_ecg_path
+    >>> preds, errors = predict_files(load_bundle(model_dir), [example_ecg_path()])
+    >>> p = preds[0]
+    >>> errors, p.model, p.sex, p.age_years
+    ([], 'elvmassnet', 'M', 52.0)
+    >>> p.flags
+    ['measured:qrs_ms', 'measured:p_axis_deg', 'measured:r_axis_deg', 'measured:t_axis_deg', 'no_interval']
+    >>> round(p.lvm_g / p.lvmi_g_m2, 4), p.lvh == (p.lvmi_g_m2 > 72.0)
+    (1.8276, True)
 """
 
 from __future__ import annotations

@@ -351,8 +351,20 @@ def build_cohort(ecg_dir, imaging_csv, *, window_days: float = 183,
     metadata, and hands the table to :func:`pair_ecgs_with_imaging`. ``progress(i, n)`` is called
     after each file. ``ecg_path`` in the result is absolute.
 
-    >>> build = build_cohort("exports/ecg", "exports/imaging.csv", window_days=183)  # doctest: +SKIP
-    >>> build.flow[["step", "n_in", "n_excluded", "n_out"]]  # doctest: +SKIP
+    On 6 generated patients (12 synthetic MUSE files; 3 ECGs fall outside the window and 3 are not the
+    closest to their CT, which leaves one ECG per patient):
+
+    >>> import tempfile
+    >>> from elvmass.synth import SynthConfig, generate_cohort
+    >>> out = generate_cohort(SynthConfig(n=6, seed=0), tempfile.mkdtemp())
+    >>> build = build_cohort(out.ecg_dir, out.imaging_csv, window_days=183)
+    >>> flow = build.flow.set_index("step")
+    >>> int(flow.loc["ECG files read", "n_out"]), int(flow.loc["ECGs within ±183 days of the patient's imaging", "n_excluded"])
+    (12, 3)
+    >>> int(flow.loc["one ECG per LVM (closest in time)", "n_excluded"]), len(build.manifest)
+    (3, 6)
+    >>> build.manifest.patient_id.is_unique, build.manifest.columns[:4].tolist()
+    (True, ['patient_id', 'ecg_path', 'ecg_datetime', 'lvm_g'])
     """
     from elvmass.io import find_ecg_files, read_ecg
 

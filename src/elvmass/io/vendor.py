@@ -3,12 +3,19 @@
 ecgdatakit decodes the files (base64, XLI compression, DICOM multiplex groups) and scales
 the samples to millivolts; this module maps its fields into an :class:`~elvmass.record.ECGRecord`:
 patient demographics, acquisition time, the device's global measurements and its
-interpretation statements::
+interpretation statements. On the genuine GE MUSE export in the repository's real test data
+(``../shared/data/vendor/ge-muse-xml/muse_ecg1.xml``, from the MIT-licensed musePHI package; the file's
+``QRSDuration`` is 78 ms and its first statement "Ventricular-paced rhythm")::
 
+    >>> from pathlib import Path
+    >>> import elvmass
     >>> from elvmass.io.vendor import read_vendor_ecg
-    >>> rec = read_vendor_ecg("muse_ecg1.xml", "ge_muse_xml")  # doctest: +SKIP
-    >>> rec.measurements.qrs_ms  # doctest: +SKIP
-    78.0
+    >>> data = Path(elvmass.__file__).resolve().parents[2].parent / "shared" / "data"
+    >>> rec = read_vendor_ecg(data / "vendor" / "ge-muse-xml" / "muse_ecg1.xml", "ge_muse_xml")
+    >>> rec.fs_hz, rec.signal_mv.shape, rec.patient.sex, rec.patient.age_years
+    (500.0, (12, 5000), 'M', 60.0)
+    >>> rec.measurements.qrs_ms, rec.statements[0]
+    (78.0, 'Ventricular-paced rhythm')
 """
 
 from __future__ import annotations
