@@ -19,23 +19,15 @@ Nothing is ever unpickled: arrays are read with ``safetensors`` and everything e
 :func:`load_bundle` recomputes every hash and refuses a bundle whose files do not match, naming the
 file. Training the models that go into a bundle is :func:`elvmass.experiments.final.train_bundle`.
 
-A bundle of one (untrained, seeded) network written by :func:`save_bundle`, read back, then refused once a
+A bundle of one untrained, seeded network written by :func:`example_bundle` (:func:`save_bundle` at
+its smallest), read back, then refused once a
 byte of its weights has changed (``elvmass train`` writes ``elvmassnet``, ``elvmassnet_female`` and
 ``elvmassnet_male``):
 
-    >>> import tempfile, pandas as pd
+    >>> import tempfile
     >>> from pathlib import Path
-    >>> from elvmass.bundle import load_bundle, save_bundle
-    >>> from elvmass.features import FeatureScaler
-    >>> from elvmass.models.elvmassnet import ElvmassNet, ElvmassNetConfig
-    >>> from elvmass.models.elvmassnet_spec import ElvmassNetSpec, FittedElvmassNet
-    >>> from elvmass.signal import SignalConfig
-    >>> net = ElvmassNet(ElvmassNetConfig(channels=(8, 8), head_hidden=(16,)))
-    >>> scaler = FeatureScaler.fit(pd.DataFrame({"age_years": [50.0, 70.0], "sex_male": [1.0, 0.0],
-    ...                            "height_cm": [170.0, 160.0], "weight_kg": [80.0, 60.0]}), [150.0, 110.0])
-    >>> fitted = FittedElvmassNet(ElvmassNetSpec(name="elvmassnet", signal=SignalConfig(), net=net.config), net, scaler)
-    >>> model_dir = save_bundle(Path(tempfile.mkdtemp()) / "model", signal_config=SignalConfig(),
-    ...                         models={"elvmassnet": fitted})
+    >>> from elvmass.bundle import example_bundle, load_bundle
+    >>> model_dir = example_bundle(Path(tempfile.mkdtemp()) / "model")
     >>> sorted(p.name for p in model_dir.iterdir())
     ['bundle.json', 'elvmassnet.safetensors', 'hashes.json']
     >>> b = load_bundle(model_dir)
@@ -231,6 +223,34 @@ def save_bundle(
     htext = json.dumps({"algorithm": "sha256", "files": hashes}, indent=2)
     atomic_write(out / HASHES_NAME, lambda tmp: tmp.write_text(htext, encoding="utf-8"))
     return out
+
+
+def example_bundle(path) -> Path:
+    """Write a bundle of one untrained eLVMass-Net (8 + 8 channels, weights from seed 0) to ``path`` and return its folder: what the doctests of this module and of
+    :mod:`elvmass.predict` read. Its masses are numbers, not estimates. It is :func:`save_bundle` at its
+    smallest:
+
+        net = ElvmassNet(ElvmassNetConfig(channels=(8, 8), head_hidden=(16,)))
+        scaler = FeatureScaler.fit(demographics of two made-up patients, their LVM)
+        save_bundle(path, signal_config=SignalConfig(), models={"elvmassnet": FittedElvmassNet(...)})
+    """
+    import pandas as pd
+    import torch
+
+    from elvmass.features import FeatureScaler
+    from elvmass.models.elvmassnet import ElvmassNet, ElvmassNetConfig
+    from elvmass.models.elvmassnet_spec import ElvmassNetSpec, FittedElvmassNet
+    from elvmass.signal import SignalConfig
+
+    with torch.random.fork_rng(devices=[]):  # the same weights every call, the caller's RNG untouched
+        torch.manual_seed(0)
+        net = ElvmassNet(ElvmassNetConfig(channels=(8, 8), head_hidden=(16,)))
+    scaler = FeatureScaler.fit(pd.DataFrame({"age_years": [50.0, 70.0], "sex_male": [1.0, 0.0],
+                                             "height_cm": [170.0, 160.0], "weight_kg": [80.0, 60.0]}),
+                               [150.0, 110.0])
+    spec = ElvmassNetSpec(name="elvmassnet", signal=SignalConfig(), net=net.config)
+    return save_bundle(Path(path), signal_config=SignalConfig(),
+                       models={"elvmassnet": FittedElvmassNet(spec, net, scaler)})
 
 
 def verify_bundle(path) -> dict:

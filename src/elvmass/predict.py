@@ -41,19 +41,10 @@ own QRS duration and axes stand in, flagged ``measured:``) with a bundle of one 
 :mod:`elvmass.bundle`; its mass is a number, not an estimate). LVMI is the mass over the Mosteller BSA,
 sqrt(167 x 72 / 3600) = 1.8276 m^2:
 
-    >>> import tempfile, pandas as pd
+    >>> import tempfile
     >>> from pathlib import Path
-    >>> from elvmass.bundle import load_bundle, save_bundle
-    >>> from elvmass.features import FeatureScaler
-    >>> from elvmass.models.elvmassnet import ElvmassNet, ElvmassNetConfig
-    >>> from elvmass.models.elvmassnet_spec import ElvmassNetSpec, FittedElvmassNet
-    >>> from elvmass.signal import SignalConfig
-    >>> net = ElvmassNet(ElvmassNetConfig(channels=(8, 8), head_hidden=(16,)))
-    >>> scaler = FeatureScaler.fit(pd.DataFrame({"age_years": [50.0, 70.0], "sex_male": [1.0, 0.0],
-    ...                            "height_cm": [170.0, 160.0], "weight_kg": [80.0, 60.0]}), [150.0, 110.0])
-    >>> fitted = FittedElvmassNet(ElvmassNetSpec(name="elvmassnet", signal=SignalConfig(), net=net.config), net, scaler)
-    >>> model_dir = save_bundle(Path(tempfile.mkdtemp()) / "model", signal_config=SignalConfig(),
-    ...                         models={"elvmassnet": fitted})
+    >>> from elvmass.bundle import example_bundle, load_bundle
+    >>> model_dir = example_bundle(Path(tempfile.mkdtemp()) / "model")
     >>> from elvmass.io import example_ecg_path
     >>> preds, errors = predict_files(load_bundle(model_dir), [example_ecg_path()])
     >>> p = preds[0]
