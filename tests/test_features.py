@@ -44,13 +44,14 @@ def test_as_float_matches_to_numeric_coerce():
 
 def test_scalar_table_prefers_manifest_params_and_fills_from_measured():
     manifest = pd.DataFrame({"age_years": ["61", "x"], "sex": ["F", "M"], "weight_kg": [70.0, 80.0],
-                             "qrs_ms": [100.0, np.nan]})
+                             "qrs_ms": [100.0, np.nan]}, index=[3, 4])
     measured = pd.DataFrame({"qrs_ms": [80.0, 90.0], "r_axis_deg": [15.0, np.nan]}, index=[5, 6])
     tab = F.scalar_table(manifest, measured)
     assert list(tab.columns) == list(F.SCALAR_COLUMNS)
     assert tab["age_years"].iloc[0] == 61.0 and math.isnan(tab["age_years"].iloc[1])
     assert tab["sex_male"].tolist() == [0.0, 1.0]
     assert tab["height_cm"].isna().all()  # no such manifest column
+    assert F.scalar_table(manifest.assign(height_cm=[165, "?"]))["height_cm"].tolist()[0] == 165.0
     assert tab["weight_kg"].tolist() == [70.0, 80.0]
     assert tab["qrs_ms"].tolist() == [100.0, 90.0]  # the manifest's 100 wins; row 2 from measured
     assert tab["r_axis_deg"].iloc[0] == 15.0 and math.isnan(tab["r_axis_deg"].iloc[1])
@@ -197,7 +198,7 @@ def test_row_problem_reasons():
 def test_cohort_data_from_frame_lvm_and_subset():
     df = pd.DataFrame({"sex": ["M", "F", "F"], "qrs_ms": [90, 100, 110], "lvm_g": ["150", "x", 130.0]}, index=[7, 8, 9])
     data = F.CohortData.from_frame(df)
-    assert len(data) == 3 and data.flags == [(), (), ()]
+    assert len(data) == 3 and data.flags == [(), (), ()] and list(data.manifest.columns) == ["sex", "qrs_ms", "lvm_g"]
     assert data.measured["qrs_ms"].tolist() == [90.0, 100.0, 110.0] and list(data.measured.columns) == list(F.PARAM_INPUTS)
     lvm = data.lvm_g
     assert lvm[0] == 150.0 and math.isnan(lvm[1]) and lvm[2] == 130.0
@@ -208,19 +209,38 @@ def test_cohort_data_from_frame_lvm_and_subset():
 
     sig = SignalConfig()
     views = np.arange(3 * 12 * 2, dtype=float).reshape(3, 12, 2)
-    vdata = F.CohortData.from_views(df, sig, views, data.measured, flags=[("a",), (), ("b",)])
-    assert vdata.views(sig).dtype == np.float32
+    vdata = F.CohortData.from_views(df, sig, views, data.measured.set_axis([4, 5, 6]), flags=[("a",), (), ("b",)])
+    assert vdata.views(sig).dtype == np.float32 and "index" not in vdata.measured.columns
+    assert vdata.measured.index.tolist() == [0, 1, 2] and vdata.manifest.index.tolist() == [0, 1, 2]
+    assert F.CohortData.from_views(df, sig, views, data.measured).flags == [(), (), ()]
+    vdata._analyses["k"] = ["a0", "a1", "a2"]
     sub = vdata.subset([2, 0])
     assert sub.manifest["qrs_ms"].tolist() == [110, 90] and sub.manifest.index.tolist() == [0, 1]
     assert sub.flags == [("b",), ("a",)] and sub.measured["qrs_ms"].tolist() == [110.0, 90.0]
     np.testing.assert_array_equal(sub.views(sig), views[[2, 0]].astype(np.float32))
+    assert sub._analyses == {"k": ["a2", "a0"]} and sub.dropped == [] and list(sub.manifest.columns) == list(df.columns)
+    assert list(sub.measured.columns) == list(F.PARAM_INPUTS)
+    assert F.CohortData(df.iloc[:0], data.measured.iloc[:0]).subset([]).flags == []
+
+
+def test_views_of_no_rows_and_from_the_provider():
+    sig = SignalConfig()
+    empty = F.CohortData(pd.DataFrame(), pd.DataFrame(), _provider=lambda s: [])
+    v = empty.views(sig)
+    assert v.shape == (0, 12, sig.view_length) and v.dtype == np.float32
+    seen = []
+    data = F.CohortData(pd.DataFrame({"a": [1]}), pd.DataFrame({"qrs_ms": [90.0]}),
+                        _provider=lambda s: seen.append(s) or iter([SimpleNamespace(view=np.ones((12, 3), np.float64))]))
+    assert data.views(sig).dtype == np.float32 and data.views(sig).shape == (1, 12, 3)
+    assert seen == [sig]  # computed once, then kept
+    assert isinstance(data.analyses(sig), list)
 
 
 def _fake_pipeline(monkeypatch, results_by_signal):
     calls = []
 
-    def fake(paths, sig, cache_dir, progress=None):
-        calls.append((list(paths), sig, cache_dir))
+    def fake(paths, sig, cache_dir, progress="not given"):
+        calls.append((list(paths), sig, cache_dir, progress))
         return [results_by_signal[sig][str(p)] for p in paths]
 
     import elvmass.signal as signal_mod
@@ -238,13 +258,24 @@ def test_cohort_data_keeps_rows_usable_in_every_signal(monkeypatch, tmp_path):
                f"{base}/r3.xml": ok({})}}
     calls = _fake_pipeline(monkeypatch, res)
     manifest = pd.DataFrame({"ecg_path": ["r0.xml", "r1.xml", "r2.xml", "r3.xml"], "lvm_g": [1, 2, 3, 4]})
-    data = F.cohort_data(manifest, [a, b, a], cache_dir=tmp_path / "c", base_dir=tmp_path)
+    progress = lambda i, n: None
+    data = F.cohort_data(manifest.set_axis([7, 8, 9, 10]), [a, b, a], cache_dir=tmp_path / "c", base_dir=tmp_path,
+                         progress=progress)
     assert len(calls) == 2 and calls[0][2] == tmp_path / "c"  # the repeated config runs once
+    assert calls[0][3] is progress and calls[1][1] == b
+    assert list(data.manifest.columns) == ["ecg_path", "lvm_g"] and data.manifest.index.tolist() == [0, 1]
+    assert list(data.measured.columns) == list(F.PARAM_INPUTS)
     assert data.manifest["lvm_g"].tolist() == [1, 2]
     assert data.dropped == [{"row": 2, "ecg_path": f"{base}/r2.xml", "problem": "no usable beat"},
                             {"row": 3, "ecg_path": f"{base}/r3.xml", "problem": "bad header"}]
     assert data.flags == [(), ("noise",)] and data.measured["qrs_ms"].tolist() == [90.0, 95.0]
     assert len(data.analyses(b)) == 2
+    c = SignalConfig(high_hz=30.0)  # asked for later: computed through the same cache for the kept rows only
+    res[c] = {f"{base}/r0.xml": SimpleNamespace(view=np.ones((12, 2))), f"{base}/r1.xml": SimpleNamespace(view=np.ones((12, 2)))}
+    assert data.analyses(c) == [res[c][f"{base}/r0.xml"], res[c][f"{base}/r1.xml"]]
+    assert calls[-1][:3] == ([tmp_path / "r0.xml", tmp_path / "r1.xml"], c, tmp_path / "c")
+    noflags = F.cohort_data(manifest.iloc[:1], c, cache_dir=tmp_path / "c", base_dir=tmp_path)
+    assert noflags.flags == [()]  # an analysis without flags
     strict = F.cohort_data(manifest, a, cache_dir=tmp_path / "c", base_dir=tmp_path, drop_unusable=True)
     assert strict.manifest["lvm_g"].tolist() == [1, 3]
     assert strict.dropped[0] == {"row": 1, "ecg_path": f"{base}/r1.xml", "problem": "quality: noise"}
@@ -258,9 +289,20 @@ def test_record_data_takes_measured_from_rows_and_reuses_analyses():
     sig = SignalConfig()
     rows = pd.DataFrame({"qrs_ms": ["100", None], "t_axis_deg": [30.0, 40.0]}, index=[3, 4])
     done = [SimpleNamespace(view=np.zeros((12, 2))), SimpleNamespace(view=np.ones((12, 2)))]
-    data = F.record_data(["rec0", "rec1"], rows, analyses={sig: done})
+    data = F.record_data(iter(["rec0", "rec1"]), rows, analyses={sig: done})
+    assert list(data.manifest.columns) == ["qrs_ms", "t_axis_deg"] and data.measured.index.tolist() == [0, 1]
     assert data.measured["qrs_ms"].iloc[0] == 100.0 and math.isnan(data.measured["qrs_ms"].iloc[1])
     assert data.measured["t_axis_deg"].tolist() == [30.0, 40.0] and data.measured["p_axis_deg"].isna().all()
     assert data.measured.dtypes.eq(float).all() and data.flags == [(), ()]
     assert data.analyses(sig) == done
     assert data.views(sig)[1].sum() == 24.0
+
+
+def test_record_data_computes_other_configs_from_the_records(monkeypatch):
+    import elvmass.signal as signal_mod
+
+    monkeypatch.setattr(signal_mod, "analyze_ecg", lambda rec, sig: ("analysed", rec, sig))
+    sig = SignalConfig(high_hz=30.0)
+    data = F.record_data(iter(["rec0", "rec1"]), pd.DataFrame({"age_years": [1, 2]}))
+    assert data.analyses(sig) == [("analysed", "rec0", sig), ("analysed", "rec1", sig)]
+    assert data.measured.shape == (2, 4) and data.measured.isna().all().all()
