@@ -237,3 +237,25 @@ def test_demographics_spec_fits_on_train_and_val_rows():
     assert pred[0] == pytest.approx(150.0, abs=1.0) and pred[1] == pytest.approx(110.0, abs=1.0)
     assert D.DemographicsSpec._field_from_plain("config", {"max_iter": 3}) == D.DemographicsConfig(max_iter=3)
     assert not D.DemographicsSpec.bundleable
+
+
+def test_lvh_metrics_f1_when_sensitivity_plus_ppv_is_below_one():
+    # tp 1, fn 3, fp 3, tn 1: sensitivity = PPV = 1/4, F1 = 1/4 (defined although sens + PPV < 1)
+    m = C.lvh_metrics([0.0] * 8, [True, False, False, False, True, True, True, False], [1, 1, 1, 1, 0, 0, 0, 0])
+    assert m["sensitivity"] == 0.25 and m["ppv"] == 0.25 and m["f1"] == pytest.approx(0.25)
+    # labels and calls at exactly 0.5 are negative (> 0.5 is the rule for numeric labels)
+    half = C.lvh_metrics([1.0, 2.0, 3.0], [0.5, 1.0, 1.0], [0.5, 1.0, 0.0])
+    assert half["sensitivity"] == 1.0 and half["specificity"] == 0.5 and half["c_statistic"] == 0.5
+
+
+def test_fitted_models_keep_their_spec_and_info():
+    data, _, _ = _linear_cohort()
+    split = Split(0, np.arange(0, 25), np.arange(25, 30), np.arange(30, 40))
+    fitted = C.CriteriaLinearSpec(name="criteria_linear").fit(data, split)
+    arrays, meta = fitted.state()
+    assert meta["info"] == {"n_train": 30} and arrays["medians"].dtype == np.float64
+    assert C.CriteriaLinearSpec.load_fitted(fitted.spec, arrays, meta).info == {"n_train": 30}
+    assert C.CriteriaLinearSpec._field_from_plain("seed", 3) == 3
+    assert D.DemographicsSpec._field_from_plain("seed", 4) == 4
+    demo = D.DemographicsSpec(name="d", config=D.DemographicsConfig(max_iter=5, min_samples_leaf=2))
+    assert demo.fit(data, split).spec is demo
