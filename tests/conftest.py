@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# ELVMASS_SHARED_DATA overrides it for copies of the tree elsewhere (scripts/mutation runs them in mutants/)
+SHARED_DATA = Path(os.environ.get("ELVMASS_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session")
