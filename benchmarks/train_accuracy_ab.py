@@ -6,8 +6,10 @@ run cut short still gives paired folds. Run it once per code version, in paralle
     nice python benchmarks/train_accuracy_ab.py /tmp/old/src old ab.jsonl MANIFEST CACHE paper
     nice python benchmarks/train_accuracy_ab.py src new ab.jsonl MANIFEST CACHE paper onecycle:12
 
-Each config is ``paper`` (the preset as is) or ``SCHEDULE:EPOCHS`` (the paper preset with those
-two changed). The ``old`` run also writes the demographics comparator's per-fold MAE, for the
+Each config is ``paper`` (the preset as is), ``SCHEDULE:EPOCHS`` (the paper preset with those
+two changed), or comma-separated ``KEY=VALUE`` changes of the paper preset: any field of its
+``TrainConfig`` (``batch_size=128,lr=0.003``) or ``out_fs_hz`` of its signal (``out_fs_hz=125``, the
+features then computed for that rate; new code only). The ``old`` run also writes the demographics comparator's per-fold MAE, for the
 paired test. Uses the study protocol (``elvmass.experiments.study``, or ``elvmass.evaluate.study`` before it) (sorted-every-fifth folds, seed =
 preset seed + fold); not a timed check, a measurement.
 """
@@ -45,9 +47,35 @@ except ImportError:
         return scaler.to_grams(predict_normalised(model, data.subset(split.test))), res.best_epoch, len(res.history)
 
 base = make_preset("paper").with_progress(False)
+
+
+def config_preset(c: str):
+    """The paper preset changed as the config string says (see the module doc)."""
+    if c == "paper":
+        return base
+    if "=" not in c:
+        sched, ep = c.split(":")
+        return dataclasses.replace(base, train=dataclasses.replace(base.train, schedule=sched, epochs=int(ep)))
+    changes = dict(kv.split("=", 1) for kv in c.split(","))
+    preset = base
+    if "out_fs_hz" in changes:
+        preset = dataclasses.replace(preset, signal=dataclasses.replace(preset.signal, out_fs_hz=float(changes.pop("out_fs_hz"))))
+    types = {f.name: f.type for f in dataclasses.fields(base.train)}
+    cast = {k: (int if "int" in str(types[k]) else float if "float" in str(types[k]) else str)(v) for k, v in changes.items()}
+    return dataclasses.replace(preset, train=dataclasses.replace(preset.train, **cast))
+
+
 df, _ = load_study_manifest(manifest)
 features = features_for(df, base, cache)
 df = features.manifest
+_features = {base.signal: features}
+
+
+def features_of(preset):
+    if preset.signal not in _features:
+        _features[preset.signal] = features_for(df, preset, cache)
+    return _features[preset.signal]
+
 y = df["lvm_g"].to_numpy(float)
 for s in make_splits(df, base.n_folds, base.val_fraction):
     if tag == "old":
@@ -56,13 +84,10 @@ for s in make_splits(df, base.n_folds, base.val_fraction):
         with open(out, "a") as f:
             f.write(json.dumps({"tag": "demographics", "fold": s.fold, "test_mae_g": mae_g(y[s.test], reg.predict(df.iloc[s.test]))}) + "\n")
     for c in configs:
-        preset = base
-        if c != "paper":
-            sched, ep = c.split(":")
-            preset = dataclasses.replace(base, train=dataclasses.replace(base.train, schedule=sched, epochs=int(ep)))
+        preset = config_preset(c)
         preset = dataclasses.replace(preset, train=dataclasses.replace(preset.train, seed=preset.seed + s.fold))
         t0, c0 = time.perf_counter(), time.process_time()
-        pred, best_epoch, epochs_run = fit_fold(features, s, preset)
+        pred, best_epoch, epochs_run = fit_fold(features_of(preset), s, preset)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         with open(out, "a") as f:
             f.write(json.dumps({"tag": f"{tag}/{c}", "fold": s.fold, "test_mae_g": mae_g(y[s.test], pred),

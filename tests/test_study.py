@@ -134,6 +134,9 @@ def test_presets_and_input_combinations():
 
     paper = make_preset("paper")
     assert paper.signal.view == "single_beat" and paper.signal.lead_grouping == "electrical"
+    # the 0.9-s beat at 125 Hz, which still keeps the band-pass (0.5-40 Hz) below its Nyquist frequency
+    assert paper.signal.out_fs_hz == 125.0 and paper.signal.view_length == 112
+    assert paper.signal.out_fs_hz > 2 * paper.signal.high_hz
     assert paper.net.lead_groups == ((0, 1, 2, 3, 4, 5), (6, 7, 8, 9, 10, 11))
     assert paper.n_folds == 5 and paper.val_fraction == 0.1
     ecg_only = make_preset("quick", inputs="ecg")

@@ -33,13 +33,13 @@ option             what changes
                    :data:`elvmass.models.elvmassnet.INPUT_SETS`
 =================  ============================================================================
 
-Why 100 Hz and averaging by 2 for the 10-s views: the reference single beat is 0.9 s at 250 Hz
-averaged by 2 inside the encoder (113 steps per lead); the whole record at the same rate would be
-2,500 samples (1,250 steps), 11 times the work per epoch, which does not fit the paper preset's CPU
-budget. 100 Hz keeps the 0.5-40 Hz band (Nyquist 50 Hz) and, averaged by 2, gives 500 steps per lead
-(a QRS of 100 ms is 5 steps, the receptive field of four levels 2.4 s, more than one beat): about 4 to
-5 times the reference's cost per epoch. A random-crop model trains on 100-200 steps, cheaper than the
-reference per epoch, and predicts on the 500.
+Why 100 Hz and averaging by 2 for the 10-s views: the paper preset's single beat is 0.9 s at 125 Hz
+averaged by 2 inside the encoder (56 steps per lead; it was 250 Hz and 113 steps until the A/B in the
+README showed 125 Hz trains twice as fast for +0.06 g); the whole record at 250 Hz would be 2,500
+samples (1,250 steps), which does not fit the paper preset's CPU budget. 100 Hz keeps the 0.5-40 Hz band
+(Nyquist 50 Hz) and, averaged by 2, gives 500 steps per lead (a QRS of 100 ms is 5 steps, the receptive
+field of four levels 2.4 s, more than one beat): about 9 times the single beat's cost per epoch. A
+random-crop model trains on 100-200 steps and predicts on the 500.
 
     >>> spec = ElvmassNetSpec(name="elvmassnet")
     >>> spec_from_dict(spec.to_dict()) == spec
