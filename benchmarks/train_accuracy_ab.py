@@ -9,7 +9,8 @@ run cut short still gives paired folds. Run it once per code version, in paralle
 Each config is ``paper`` (the preset as is), ``SCHEDULE:EPOCHS`` (the paper preset with those
 two changed), or comma-separated ``KEY=VALUE`` changes of the paper preset: any field of its
 ``TrainConfig`` (``batch_size=128,lr=0.003``) or ``out_fs_hz`` of its signal (``out_fs_hz=125``, the
-features then computed for that rate; new code only). The ``old`` run also writes the demographics comparator's per-fold MAE, for the
+features then computed for that rate; new code only). Since 2 Dec 2026 the paper preset's beat is at
+125 Hz, so today's 250-Hz row of the README is ``out_fs_hz=250``. The ``old`` run also writes the demographics comparator's per-fold MAE, for the
 paired test. Uses the study protocol (``elvmass.experiments.study``, or ``elvmass.evaluate.study`` before it) (sorted-every-fifth folds, seed =
 preset seed + fold); not a timed check, a measurement.
 """
@@ -53,16 +54,16 @@ def config_preset(c: str):
     """The paper preset changed as the config string says (see the module doc)."""
     if c == "paper":
         return base
-    if "=" not in c:
+    if "=" not in c:  # SCHEDULE:EPOCHS
         sched, ep = c.split(":")
-        return dataclasses.replace(base, train=dataclasses.replace(base.train, schedule=sched, epochs=int(ep)))
+        c = f"schedule={sched},epochs={ep}"
     changes = dict(kv.split("=", 1) for kv in c.split(","))
     preset = base
     if "out_fs_hz" in changes:
         preset = dataclasses.replace(preset, signal=dataclasses.replace(preset.signal, out_fs_hz=float(changes.pop("out_fs_hz"))))
-    types = {f.name: f.type for f in dataclasses.fields(base.train)}
-    cast = {k: (int if "int" in str(types[k]) else float if "float" in str(types[k]) else str)(v) for k, v in changes.items()}
-    return dataclasses.replace(preset, train=dataclasses.replace(preset.train, **cast))
+    # each value has the type of the preset's own value for that field
+    train = {k: type(getattr(base.train, k))(v) for k, v in changes.items()}
+    return dataclasses.replace(preset, train=dataclasses.replace(preset.train, **train))
 
 
 df, _ = load_study_manifest(manifest)

@@ -226,14 +226,9 @@ def save_bundle(
 
 
 def example_bundle(path) -> Path:
-    """Write a bundle of one untrained eLVMass-Net (8 + 8 channels, weights from seed 0) to ``path`` and return its folder: what the doctests of this module and of
-    :mod:`elvmass.predict` read. Its masses are numbers, not estimates. It is :func:`save_bundle` at its
-    smallest:
-
-        net = ElvmassNet(ElvmassNetConfig(channels=(8, 8), head_hidden=(16,)))
-        scaler = FeatureScaler.fit(demographics of two made-up patients, their LVM)
-        save_bundle(path, signal_config=SignalConfig(), models={"elvmassnet": FittedElvmassNet(...)})
-    """
+    """Write a bundle of one untrained eLVMass-Net (8 + 8 channels, weights from seed 0, a scaler fitted
+    on two made-up patients) to ``path`` and return its folder: :func:`save_bundle` at its smallest, what
+    the doctests of this module and of :mod:`elvmass.predict` read. Its masses are numbers, not estimates."""
     import pandas as pd
     import torch
 
