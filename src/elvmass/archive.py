@@ -221,15 +221,16 @@ def score_archive(bundle_dir, archive_dir, out, *, workers: int | None = None, s
     run = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     n_scored = n_errors = 0
     if chunks:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, as_completed
+
+        from elvmass.local_cluster import start_local_cluster
 
         cluster = None
         if scheduler:
             client = Client(scheduler)
         else:
             n = workers or max(1, min(len(chunks), os.cpu_count() or 1))
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                   silence_logs=40)
+            cluster = start_local_cluster(n)
             client = Client(cluster)
         try:
             futures = {client.submit(score_chunk, str(bundle_dir), str(root), c, demographics, max_batch,

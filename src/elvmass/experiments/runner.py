@@ -188,7 +188,9 @@ def dask_runner(*, n_workers: int | None = None, scheduler: str | None = None, l
     is called for each, in finishing order; the protocol places them by model and fold)."""
 
     def run(data, tasks: Sequence[FoldTask], *, device: str = "cpu", progress: bool = False, on_result=None):
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, as_completed
+
+        from elvmass.local_cluster import start_local_cluster
 
         if not tasks:
             return []
@@ -199,8 +201,7 @@ def dask_runner(*, n_workers: int | None = None, scheduler: str | None = None, l
         else:
             n = n_workers or default_workers(threads_per_training(tasks))
             # one task slot per worker process; torch's own threads are set by the fit loop
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                   silence_logs=40)
+            cluster = start_local_cluster(n, dashboard_address=":0")
             client = Client(cluster)
         try:
             if log is not None:

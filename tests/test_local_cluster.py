@@ -1,0 +1,25 @@
+"""The local Dask cluster starts its workers without Dask's malloc trim setting (see elvmass.local_cluster)."""
+
+from __future__ import annotations
+
+import os
+
+from elvmass.local_cluster import start_local_cluster
+
+
+def _worker_env():
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")
+
+
+def test_workers_keep_the_thread_caps_but_not_the_malloc_threshold(monkeypatch):
+    from dask.distributed import Client
+
+    # as an earlier cluster in this process leaves it (the nanny writes its environment here)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    cluster = start_local_cluster(1)
+    try:
+        with Client(cluster) as client:
+            assert list(client.run(_worker_env).values()) == [(None, "1")]
+    finally:
+        cluster.close()
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # this process's environment is restored
