@@ -38,16 +38,19 @@ def build_cmd(
     out: Path = typer.Option(..., "--out", help="Manifest to write (.csv, or .parquet)."),
     window_days: float = typer.Option(183.0, "--window-days", min=0, help="Largest |ECG - imaging| time, days."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    workers: int = typer.Option(0, "--workers", help="Processes reading the ECG files (0 = the usable cores)."),
 ) -> None:
     """Pair each imaging LVM with the closest eligible ECG of the same patient; write manifest + flow table."""
     from elvmass.cohort import build_cohort, excluded_path_for, flow_path_for, write_manifest, write_table
+    from elvmass.signal.cache import default_workers
 
+    n_workers = workers if workers > 0 else default_workers()
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         report_error(f"{out}: the manifest must end in .csv or .parquet")
         raise typer.Exit(2)
     try:
         if json_out:
-            build = build_cohort(ecg_dir, imaging, window_days=window_days)
+            build = build_cohort(ecg_dir, imaging, window_days=window_days, workers=n_workers)
         else:
             from rich.progress import Progress
 
@@ -57,7 +60,7 @@ def build_cmd(
                 def tick(i: int, n: int) -> None:
                     progress.update(task, completed=i, total=n)
 
-                build = build_cohort(ecg_dir, imaging, window_days=window_days, progress=tick)
+                build = build_cohort(ecg_dir, imaging, window_days=window_days, progress=tick, workers=n_workers)
     except (ElvmassError, ValueError, OSError) as exc:
         report_error(str(exc))
         raise typer.Exit(2)

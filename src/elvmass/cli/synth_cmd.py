@@ -22,10 +22,13 @@ def synth(
     fmt: str = typer.Option("muse", "--format", help="ECG file format: muse (GE MUSE XML) or wfdb."),
     report: bool = typer.Option(False, "--report", help="Measure the written cohort and print the calibration report."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON line instead of text."),
+    workers: int = typer.Option(0, "--workers", help="Processes simulating patients (0 = the usable cores); "
+                                "the files are the same for any number."),
 ) -> None:
     """Generate paired 12-lead ECGs and CT-derived LV mass for N synthetic patients."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from elvmass.signal.cache import default_workers
     from elvmass.synth import SynthConfig, generate_cohort
 
     try:
@@ -39,7 +42,8 @@ def synth(
             task = bar.add_task("simulating patients", total=n)
             # written into a hidden sibling and swapped in whole; other files in --out are carried over
             with atomic_dir(out, keep_others=True) as tmp:
-                result = generate_cohort(cfg, tmp, fmt=fmt, progress=lambda i, total: bar.update(task, completed=i))
+                result = generate_cohort(cfg, tmp, fmt=fmt, progress=lambda i, total: bar.update(task, completed=i),
+                                         workers=workers if workers > 0 else default_workers())
         summary = {
             "out": str(out),
             "n_patients": result.n_patients,

@@ -343,13 +343,40 @@ def pair_ecgs_with_imaging(ecgs: pd.DataFrame, imaging: pd.DataFrame, *, window_
     return CohortBuild(manifest=manifest, flow=flow_df, excluded=ex_df)
 
 
+def _file_metadata(p) -> tuple[str, dict | None, str | None]:
+    """One ECG file: (resolved path, its metadata row, None), or (path, None, the problem)."""
+    from elvmass.io import read_ecg
+
+    path = Path(p).resolve()
+    try:
+        return str(path), ecg_metadata(read_ecg(p), path), None
+    except ECGReadError as exc:
+        return str(path), None, exc.problem
+    except Exception as exc:  # one odd file must not stop a whole archive; it is listed with its error
+        return str(path), None, path_text(f"reader failed ({type(exc).__name__}: {exc})")
+
+
+def _read_metadata(paths, workers: int):
+    """``_file_metadata`` of every path, in order; by ``workers`` processes when > 1."""
+    if workers <= 1 or len(paths) < 64:
+        yield from map(_file_metadata, paths)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        yield from pool.map(_file_metadata, paths, chunksize=32)
+
+
 def build_cohort(ecg_dir, imaging_csv, *, window_days: float = 183,
-                 progress: Callable[[int, int], None] | None = None) -> CohortBuild:
+                 progress: Callable[[int, int], None] | None = None, workers: int = 1) -> CohortBuild:
     """Build a manifest from an ECG export folder and an imaging CSV (the paper's data flow).
 
     Reads every ECG file under ``ecg_dir`` (:func:`elvmass.io.find_ecg_files`), keeps only its
     metadata, and hands the table to :func:`pair_ecgs_with_imaging`. ``progress(i, n)`` is called
-    after each file. ``ecg_path`` in the result is absolute.
+    after each file. ``ecg_path`` in the result is absolute. ``workers`` > 1 reads the files in that
+    many processes (same result, in the same order).
 
     On 6 generated patients (12 synthetic MUSE files; 3 ECGs fall outside the window and 3 are not the
     closest to their CT, which leaves one ECG per patient):
@@ -366,7 +393,7 @@ def build_cohort(ecg_dir, imaging_csv, *, window_days: float = 183,
     >>> build.manifest.patient_id.is_unique, build.manifest.columns[:4].tolist()
     (True, ['patient_id', 'ecg_path', 'ecg_datetime', 'lvm_g'])
     """
-    from elvmass.io import find_ecg_files, read_ecg
+    from elvmass.io import find_ecg_files
 
     ecg_dir = Path(ecg_dir)
     if ecg_dir.is_file():
@@ -377,15 +404,11 @@ def build_cohort(ecg_dir, imaging_csv, *, window_days: float = 183,
     imaging = read_imaging_csv(imaging_csv)
     paths = find_ecg_files(ecg_dir)
     rows, unreadable = [], []
-    for i, p in enumerate(paths):
-        try:
-            rec = read_ecg(p)
-        except ECGReadError as exc:
-            unreadable.append((str(Path(p).resolve()), exc.problem))
-        except Exception as exc:  # one odd file must not stop a whole archive; it is listed with its error
-            unreadable.append((str(Path(p).resolve()), path_text(f"reader failed ({type(exc).__name__}: {exc})")))
+    for i, (path, meta_row, problem) in enumerate(_read_metadata(paths, workers)):
+        if problem is None:
+            rows.append(meta_row)
         else:
-            rows.append(ecg_metadata(rec, Path(p).resolve()))
+            unreadable.append((path, problem))
         if progress is not None:
             progress(i + 1, len(paths))
     meta = pd.DataFrame(rows, columns=list(ECG_META_COLUMNS))

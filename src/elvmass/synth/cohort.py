@@ -244,44 +244,99 @@ def _remove_stale_ecgs(ecg_dir: Path, written: list[Path]) -> None:
             p.unlink()
 
 
+def _simulate_and_write(index: int, config: SynthConfig, ecg_dir: Path, fmt: str) -> tuple[list[dict], dict, list[Path]]:
+    """Patient ``index``: simulate it, write its ECG files; its truth rows, imaging row and file paths."""
+    prof = PROFILES[config.profile]
+    records, truths, imaging, dxs = simulate_patient(index, config)
+    paths = []
+    for rec, tr, dx in zip(records, truths, dxs):
+        stem = f"{tr['patient_id']}_{tr['ecg_index']}"
+        if fmt == "muse":
+            path = write_muse_xml(rec, ecg_dir / f"{stem}.xml", acquisition_device=prof.acquisition_device,
+                                  ac_filter_hz=int(prof.recording.mains_hz))
+        else:
+            path = write_wfdb(rec, ecg_dir / stem, dx_codes=dx)
+        paths.append(path)
+    return truths, imaging, paths
+
+
+def _simulate_chunk(start: int, stop: int, config: SynthConfig, ecg_dir: Path, fmt: str) -> list:
+    return [_simulate_and_write(i, config, ecg_dir, fmt) for i in range(start, stop)]
+
+
+#: patients per task of the process pool (about 0.8 s of work each)
+_CHUNK_PATIENTS = 32
+
+
+def _patients_in_order(config: SynthConfig, ecg_dir: Path, fmt: str, workers: int):
+    """Yield patients 0, 1, 2, ... (``_simulate_and_write``'s result), computed by ``workers``
+    processes a few chunks ahead; the caller stops when it has enough. Files of patients computed
+    ahead but not taken are removed afterwards by ``_remove_stale_ecgs``."""
+    if workers <= 1:
+        index = 0
+        while True:
+            yield _simulate_and_write(index, config, ecg_dir, fmt)
+            index += 1
+    import multiprocessing as mp
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork, as the signal cache does: the workers run NumPy code only and re-import nothing
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        ahead: deque = deque()
+        next_start = 0
+        try:
+            while True:
+                while len(ahead) < 2 * workers:
+                    ahead.append(pool.submit(_simulate_chunk, next_start, next_start + _CHUNK_PATIENTS, config, ecg_dir, fmt))
+                    next_start += _CHUNK_PATIENTS
+                yield from ahead.popleft().result()
+        finally:  # the caller has enough: drop what has not started, wait for what has
+            for fut in ahead:
+                fut.cancel()
+
+
 def generate_cohort(
     config: SynthConfig,
     out_dir,
     *,
     fmt: str = "muse",
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> SynthOutput:
     """Simulate patients until ``config.n`` are eligible, and write their ECGs (``fmt`` 'muse' or 'wfdb'), imaging.csv and truth.csv.
 
     ``progress(i, n)`` is called after each patient. Existing files of the same names are
     replaced, ECG files of an earlier run that this one does not write are removed (they would
-    reuse its patient IDs); other files in ``out_dir`` are left alone.
+    reuse its patient IDs); other files in ``out_dir`` are left alone. ``workers`` > 1 simulates
+    patients in that many processes; each patient has its own random stream, so the files are
+    byte-identical for any number of workers.
     """
     if fmt not in ("muse", "wfdb"):
         raise ElvmassError(f"unknown format {fmt!r}; use 'muse' or 'wfdb'")
+    if workers < 1:
+        raise ElvmassError(f"workers must be at least 1, got {workers}")
     out = Path(out_dir)
     ecg_dir = out / "ecgs"
     ecg_dir.mkdir(parents=True, exist_ok=True)
-    prof = PROFILES[config.profile]
     truth_rows, imaging_rows, paths = [], [], []
     n_eligible = n_patients = 0
-    while n_eligible < config.n:
-        records, truths, imaging, dxs = simulate_patient(n_patients, config)
-        n_patients += 1
-        n_eligible += any(tr["eligible_ecg"] for tr in truths)
-        imaging_rows.append(imaging)
-        for rec, tr, dx in zip(records, truths, dxs):
-            stem = f"{tr['patient_id']}_{tr['ecg_index']}"
-            if fmt == "muse":
-                path = write_muse_xml(rec, ecg_dir / f"{stem}.xml", acquisition_device=prof.acquisition_device,
-                                      ac_filter_hz=int(prof.recording.mains_hz))
-            else:
-                path = write_wfdb(rec, ecg_dir / stem, dx_codes=dx)
-            tr["ecg_file"] = str(path.relative_to(out))
-            paths.append(path)
-            truth_rows.append(tr)
-        if progress is not None:
-            progress(n_eligible, config.n)
+    patients = _patients_in_order(config, ecg_dir, fmt, workers)
+    try:
+        while n_eligible < config.n:
+            truths, imaging, written = next(patients)
+            n_patients += 1
+            n_eligible += any(tr["eligible_ecg"] for tr in truths)
+            imaging_rows.append(imaging)
+            for tr, path in zip(truths, written):
+                tr["ecg_file"] = str(path.relative_to(out))
+                paths.append(path)
+                truth_rows.append(tr)
+            if progress is not None:
+                progress(n_eligible, config.n)
+    finally:
+        patients.close()
     _remove_stale_ecgs(ecg_dir, paths)
     imaging_df = pd.DataFrame(imaging_rows, columns=list(IMAGING_COLUMNS))
     truth_df = pd.DataFrame(truth_rows)
