@@ -8,7 +8,8 @@ run cut short still gives paired folds. Run it once per code version, in paralle
 
 Each config is ``paper`` (the preset as is), ``SCHEDULE:EPOCHS`` (the paper preset with those
 two changed), or comma-separated ``KEY=VALUE`` changes of the paper preset: any field of its
-``TrainConfig`` (``batch_size=128,lr=0.003``) or ``out_fs_hz`` of its signal (``out_fs_hz=125``, the
+``TrainConfig`` (``batch_size=128,lr=0.003``, ``bf16=true``) or of its ``ElvmassNetConfig`` (``kernel_size=3``,
+``channels=24/24/24/24``), or ``out_fs_hz`` of its signal (``out_fs_hz=125``, the
 features then computed for that rate; new code only). Since 2 Dec 2026 the paper preset's beat is at
 125 Hz, so today's 250-Hz row of the README is ``out_fs_hz=250``. The ``old`` run also writes the demographics comparator's per-fold MAE, for the
 paired test. Uses the study protocol (``elvmass.experiments.study``, or ``elvmass.evaluate.study`` before it) (sorted-every-fifth folds, seed =
@@ -61,9 +62,19 @@ def config_preset(c: str):
     preset = base
     if "out_fs_hz" in changes:
         preset = dataclasses.replace(preset, signal=dataclasses.replace(preset.signal, out_fs_hz=float(changes.pop("out_fs_hz"))))
-    # each value has the type of the preset's own value for that field
-    train = {k: type(getattr(base.train, k))(v) for k, v in changes.items()}
-    return dataclasses.replace(preset, train=dataclasses.replace(preset.train, **train))
+    # each value has the type of the preset's own value for that field; a tuple is written 32/32/32
+    def cast(obj, k, v):
+        old = getattr(obj, k)
+        if isinstance(old, bool):
+            return v.lower() in ("1", "true", "yes")
+        if isinstance(old, tuple):
+            return tuple(type(old[0])(x) for x in v.split("/"))
+        return type(old)(v)
+
+    net = {k: cast(base.net, k, changes.pop(k)) for k in list(changes) if hasattr(base.net, k) and not hasattr(base.train, k)}
+    train = {k: cast(base.train, k, v) for k, v in changes.items()}
+    return dataclasses.replace(preset, net=dataclasses.replace(preset.net, **net),
+                               train=dataclasses.replace(preset.train, **train))
 
 
 df, _ = load_study_manifest(manifest)

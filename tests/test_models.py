@@ -118,3 +118,27 @@ def test_demographics_regressor_learns_body_size():
     assert err < 0.5 * baseline
     # missing demographics are allowed (trees route NaN)
     assert np.isfinite(model.predict(df.iloc[:2].assign(height_cm=np.nan))).all()
+
+
+def test_fast_dropout_is_inverted_dropout_seeded_by_torch_and_keeps_the_layout():
+    import torch
+
+    from elvmass.models.dropout import FastDropout
+
+    def run(seed):
+        torch.manual_seed(seed)
+        drop = FastDropout(0.1).train()
+        x = torch.ones(64, 32, 1, 56).contiguous(memory_format=torch.channels_last).requires_grad_()
+        y = drop(x)
+        y.sum().backward()
+        return x, y
+
+    x, y = run(0)
+    kept = y != 0
+    assert abs(1 - float(kept.float().mean()) - 0.1) < 0.005       # p honoured (114,688 draws)
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.9))  # survivors scaled by 1/(1-p)
+    assert torch.equal(x.grad, kept.float() / 0.9)                   # the gradient goes through the same mask
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(run(0)[1], y) and not torch.equal(run(1)[1], y)  # torch.manual_seed fixes the masks
+    with pytest.raises(ValueError, match="dropout probability"):
+        FastDropout(1.0)

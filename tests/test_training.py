@@ -50,6 +50,16 @@ def test_learns_waveform_target_better_than_the_mean():
     assert np.abs(val_pred - lvm[va]).mean() == pytest.approx(best, rel=1e-4)
 
 
+def test_bf16_forward_learns_too_and_keeps_float32_weights():
+    data, lvm, scaler = _problem()
+    tr, va, te = np.arange(0, 180), np.arange(180, 210), np.arange(210, 240)
+    res = fit_model(SMALL, data.subset(tr), data.subset(va),
+                    TrainConfig(epochs=30, lr=3e-3, batch_size=32, progress=False, bf16=True), target_scale_g=scaler.target_sd_g)
+    assert all(v.dtype == torch.float32 for v in res.model.state_dict().values() if v.is_floating_point())
+    pred = scaler.to_grams(predict_normalised(res.model, data.subset(te)))
+    assert np.abs(pred - lvm[te]).mean() < 0.5 * np.abs(lvm[tr].mean() - lvm[te]).mean()
+
+
 def test_deterministic_for_a_seed():
     data, _, _ = _problem(n=80)
     cfg = TrainConfig(epochs=3, batch_size=16, seed=7, progress=False, amplitude_jitter=0.1, shift_max_samples=3)

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from elvmass.models.dropout import FastDropout
+
 
 def receptive_field(kernel_size: int, n_levels: int, stride: int = 1) -> int:
     """Samples seen by one output of a TCN with ``n_levels`` blocks (two convs each, dilation 2**i).
@@ -38,6 +40,9 @@ def receptive_field(kernel_size: int, n_levels: int, stride: int = 1) -> int:
 
 class TemporalBlock(nn.Module):
     """Two dilated convolutions (same padding), ReLU, dropout, plus a residual connection.
+
+    The dropout is :class:`~elvmass.models.dropout.FastDropout` (``nn.Dropout``'s arithmetic, masks
+    drawn faster on CPU).
 
     ``weight_norm=True`` reparametrises the convolution weights as in the reference code.
     """
@@ -63,7 +68,7 @@ class TemporalBlock(nn.Module):
         self.conv1 = conv(n_inputs, n_outputs)
         self.conv2 = conv(n_outputs, n_outputs)
         self.net = nn.Sequential(
-            self.conv1, nn.ReLU(), nn.Dropout(dropout), self.conv2, nn.ReLU(), nn.Dropout(dropout)
+            self.conv1, nn.ReLU(), FastDropout(dropout), self.conv2, nn.ReLU(), FastDropout(dropout)
         )
         self.downsample = nn.Conv1d(n_inputs, n_outputs, 1) if n_inputs != n_outputs else None
         self.relu = nn.ReLU()
