@@ -323,8 +323,9 @@ def demo(
                                   "validate on a synthetic external site (echo LVM, another cart) and recalibrate."),
     n_external: int = typer.Option(2579, "--n-external", help="With --external: patients at the external site "
                                    "(the paper's NTUH cohort: 2,579)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Trainings run at once, one torch thread each, "
-                                          "on a local Dask cluster (default: the usable cores; 1 = in this process)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes for the simulation and the "
+                                          "manifest, and trainings run at once, one torch thread each, on a local Dask "
+                                          "cluster (default: the usable cores; 1 = all in this process)."),
 ) -> None:
     """Generate the built-in synthetic cohort, build its manifest and run the sex-specific study
     (with --external: train, validate on a synthetic external site, recalibrate)."""
@@ -344,18 +345,18 @@ def demo(
         run_external_demo(out, n=n, n_external=n_external, seed=seed, preset=chosen, quiet=quiet)
         return
     t0 = time.perf_counter()
+    n_workers = workers or default_workers(1)
     try:
         with _progress_bar(f"simulating {n} patients", enabled=not quiet) as cb:
-            synth = generate_cohort(SynthConfig(n=n, seed=seed), out / "synth", progress=cb)
+            synth = generate_cohort(SynthConfig(n=n, seed=seed), out / "synth", progress=cb, workers=n_workers)
         with _progress_bar("building the cohort manifest", enabled=not quiet) as cb:
-            build = build_cohort(synth.ecg_dir, synth.imaging_csv, progress=cb)
+            build = build_cohort(synth.ecg_dir, synth.imaging_csv, progress=cb, workers=n_workers)
         manifest_path = write_manifest(build.manifest, out / "manifest.csv")
         if not quiet:
             _log(f"synthetic cohort: {synth.n_patients} patients, manifest {len(build.manifest)} rows "
                  f"({time.perf_counter() - t0:.0f} s)")
         # the 15 trainings are small: two one-thread trainings at once use two cores better than one
         # two-thread training (the serial demo kept 1.2 of 2 cores busy)
-        n_workers = workers or default_workers(1)
         runner = None
         if n_workers > 1:
             chosen = dataclasses.replace(chosen, train=dataclasses.replace(chosen.train, num_threads=1))
