@@ -46,11 +46,13 @@ class FastDropout(nn.Module):
         if self._rng is None:
             self._rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
         draws = np.frombuffer(self._rng.bytes(2 * x.numel()), dtype=np.uint16)
-        keep = torch.from_numpy(draws >= self._drop_below)
-        # the mask in x's own memory order (contiguous or channels-last), so the product keeps the layout
+        # the scaled mask (0 or 1 / (1 - p)) in x's dtype, so neither pass converts it
+        mask = torch.from_numpy(np.multiply(draws >= self._drop_below, 1.0 / (1.0 - self.p), dtype=np.float32))
+        if x.dtype != torch.float32:
+            mask = mask.to(x.dtype)
+        # in x's own memory order (contiguous or channels-last), so the product keeps the layout
         dense = x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
-        keep = keep.as_strided(x.shape, x.stride()) if dense else keep.view(x.shape)
-        return x.mul(keep).mul_(1.0 / (1.0 - self.p))
+        return x.mul(mask.as_strided(x.shape, x.stride()) if dense else mask.view(x.shape))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
