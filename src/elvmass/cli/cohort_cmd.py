@@ -42,7 +42,7 @@ def build_cmd(
 ) -> None:
     """Pair each imaging LVM with the closest eligible ECG of the same patient; write manifest + flow table."""
     from elvmass.cohort import build_cohort, excluded_path_for, flow_path_for, write_manifest, write_table
-    from elvmass.signal.cache import default_workers
+    from elvmass.process_pool import default_workers
 
     n_workers = workers if workers > 0 else default_workers()
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):

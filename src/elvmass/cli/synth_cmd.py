@@ -28,7 +28,7 @@ def synth(
     """Generate paired 12-lead ECGs and CT-derived LV mass for N synthetic patients."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from elvmass.signal.cache import default_workers
+    from elvmass.process_pool import default_workers
     from elvmass.synth import SynthConfig, generate_cohort
 
     try:

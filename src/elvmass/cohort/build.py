@@ -361,11 +361,9 @@ def _read_metadata(paths, workers: int):
     if workers <= 1 or len(paths) < 64:
         yield from map(_file_metadata, paths)
         return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from elvmass.process_pool import fork_pool
 
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    with fork_pool(workers) as pool:
         yield from pool.map(_file_metadata, paths, chunksize=32)
 
 

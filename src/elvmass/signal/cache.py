@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 from elvmass.atomic import atomic_write
 from elvmass.errors import ECGReadError
 from elvmass.jsonable import to_jsonable
+from elvmass.process_pool import default_workers, fork_pool
 from elvmass.signal.analysis import ECGAnalysis, analyze_ecg
 from elvmass.signal.config import SignalConfig
 
@@ -132,14 +132,6 @@ def _analyse_and_store(path, config: SignalConfig, file: Path):
     return result
 
 
-def default_workers() -> int:
-    """Worker processes for the signal cache: the CPU cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 #: below this many files to compute, a process pool costs more than it saves
 _MIN_PARALLEL = 8
 
@@ -160,7 +152,7 @@ def preprocess_cohort(
     ``config.seed`` (augmentation during training should crop afresh from ``beat``/record instead).
 
     Files not yet cached are analysed by ``workers`` processes (default: one per usable CPU core,
-    :func:`default_workers`; 1 = in this process). Each file's analysis depends only on its own
+    :func:`elvmass.process_pool.default_workers`; 1 = in this process). Each file's analysis depends only on its own
     bytes and the config, so the results are the same for any number of workers.
     """
     paths = list(paths)
@@ -197,13 +189,9 @@ def preprocess_cohort(
         for i, file in todo:
             finish(i, _analyse_and_store(paths[i], config, file))
         return out
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
-    # fork: no re-import of the caller's __main__ (scripts without a main guard keep working); the
-    # workers run only NumPy/SciPy signal code
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
+    with fork_pool(n_workers) as pool:
         futures = {pool.submit(_analyse_and_store, paths[i], config, file): i for i, file in todo}
         for fut in as_completed(futures):
             finish(futures[fut], fut.result())

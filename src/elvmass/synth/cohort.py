@@ -277,15 +277,13 @@ def _patients_in_order(config: SynthConfig, ecg_dir: Path, fmt: str, workers: in
         while True:
             yield _simulate_and_write(index, config, ecg_dir, fmt)
             index += 1
-    import multiprocessing as mp
     from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
 
     import scipy.signal  # noqa: F401 - 3 s to import: once here, not once in every forked worker
 
-    # fork, as the signal cache does: the workers run NumPy code only and re-import nothing
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    from elvmass.process_pool import fork_pool
+
+    with fork_pool(workers) as pool:
         ahead: deque = deque()
         next_start = 0
         try:
