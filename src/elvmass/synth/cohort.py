@@ -322,7 +322,8 @@ def generate_cohort(
     ecg_dir.mkdir(parents=True, exist_ok=True)
     truth_rows, imaging_rows, paths = [], [], []
     n_eligible = n_patients = 0
-    patients = _patients_in_order(config, ecg_dir, fmt, workers)
+    # within one chunk a pool costs more than it saves (as the signal cache's _MIN_PARALLEL)
+    patients = _patients_in_order(config, ecg_dir, fmt, workers if config.n > _CHUNK_PATIENTS else 1)
     try:
         while n_eligible < config.n:
             truths, imaging, written = next(patients)
