@@ -13,6 +13,7 @@ Numbers on the generated cohort show the pipeline works, not how well the models
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -248,3 +249,47 @@ def test_experiments_tables_2_and_s2_through_the_cli(small_cohort, tmp_path):
     assert s2["model"].tolist() == ["elvmassnet", *COMPARATORS, *CRITERIA]
     html = (out / "report.html").read_text()
     assert "Table 2. Comparators" in html and "Table S2." in html
+
+
+@pytest.mark.slow
+def test_ecg_ai_profiles_computed_once_for_all_folds_on_the_cluster(small_cohort, monkeypatch):
+    """ECG-AI's profiles (the segmentation network on every ECG, the costly part of its folds) are computed
+    once by the runner before its tasks go out (``ModelSpec.prepare``), in chunks, on the Dask cluster's
+    workers, and are the same numbers as computed in this process; the fold tasks then reuse them."""
+    import pandas as pd
+    from dask.distributed import Client
+
+    from elvmass.evaluate.splits import make_splits
+    from elvmass.experiments.protocol import FoldTask, ModelEntry
+    from elvmass.experiments.runner import _cluster_map, prepare_specs, shippable
+    from elvmass.features import cohort_data
+    from elvmass.local_cluster import start_local_cluster
+    from elvmass.models import ecg_ai
+    from elvmass.models.ecg_ai import PROFILE_SIGNAL, EcgAiSpec, cohort_profiles
+
+    root, manifest = small_cohort
+    df = pd.read_csv(manifest)
+    data = cohort_data(df, [PROFILE_SIGNAL], cache_dir=root / "cache3", base_dir=manifest.parent)
+    here = cohort_profiles(data.subset(np.arange(len(data))))  # a fresh copy, computed in this process
+    assert here.shape == (len(data), 525) and np.isfinite(here).mean() > 0.9
+
+    monkeypatch.setattr(ecg_ai, "PROFILE_CHUNK_ROWS", 25)
+    splits = make_splits(data.manifest, 5)
+    tasks = [FoldTask(ModelEntry(EcgAiSpec(setting=s)), split, 5) for s in ("original", "all") for split in splits]
+    chunks_mapped = []
+
+    with start_local_cluster(2) as cluster, Client(cluster) as client:
+        on_cluster = _cluster_map(client)
+
+        def recording_map(fn, chunks):
+            chunks = list(chunks)
+            chunks_mapped.append(len(chunks))
+            return on_cluster(fn, chunks)
+
+        prepare_specs(data, tasks, recording_map)
+    assert chunks_mapped == [math.ceil(len(data) / 25)]  # once, for ten tasks of two specs
+    np.testing.assert_array_equal(data.derived(ecg_ai._profile_key(PROFILE_SIGNAL)), here)
+    shipped = shippable(data, tasks)  # what the workers get: the profiles travel along
+    np.testing.assert_array_equal(cohort_profiles(shipped), here)
+    fold = shipped.subset(splits[0].test)
+    np.testing.assert_array_equal(cohort_profiles(fold), here[splits[0].test])

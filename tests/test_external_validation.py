@@ -216,8 +216,9 @@ def test_older_bundle_without_cohort_summary_gives_one_clear_line(trained_bundle
 
 @pytest.mark.slow
 def test_demo_external_runs_end_to_end(tmp_path):
+    # --workers 2: both cohorts are simulated and their manifests built in two processes
     res = CliRunner().invoke(app, ["demo", "--external", "--n", "70", "--n-external", "130", "--preset", "quick",
-                                   "--out", str(tmp_path / "demo"), "--quiet"])
+                                   "--workers", "2", "--out", str(tmp_path / "demo"), "--quiet"])
     assert res.exit_code == 0, res.output + res.stderr
     v = json.loads((tmp_path / "demo" / "validation" / "validation.json").read_text())
     assert v["lvm_conversion"]["n_converted"] == v["n"]

@@ -258,6 +258,7 @@ class CohortData:
     _views: dict = field(default_factory=dict, repr=False)
     _analyses: dict = field(default_factory=dict, repr=False)
     _provider: object = field(default=None, repr=False)  # signal -> list of analyses, one per row
+    _derived: dict = field(default_factory=dict, repr=False)  # key -> (N, ...) per-row array
 
     @classmethod
     def from_frame(cls, manifest: pd.DataFrame) -> "CohortData":
@@ -304,6 +305,17 @@ class CohortData:
             self._views[key] = (np.stack(arr) if arr else np.zeros((0, 12, signal.view_length), np.float32))
         return self._views[key]
 
+    def derived(self, key: str, compute=None) -> np.ndarray | None:
+        """A per-row array derived from these rows' ECGs (one row per manifest row, e.g. ECG-AI's profiles),
+        computed once by ``compute(self)`` and kept under ``key``; without ``compute``, the kept array or
+        None. It travels with :meth:`subset` (sliced) and to a runner's workers."""
+        if key not in self._derived and compute is not None:
+            arr = np.asarray(compute(self))
+            if len(arr) != len(self):
+                raise ValueError(f"derived input {key!r}: {len(arr)} rows for {len(self)} manifest rows")
+            self._derived[key] = arr
+        return self._derived.get(key)
+
     def subset(self, rows) -> "CohortData":
         """The given rows only (views and analyses computed so far are sliced along)."""
         rows = np.asarray(rows, dtype=int)
@@ -311,6 +323,7 @@ class CohortData:
                          [self.flags[i] for i in rows] if self.flags else [], [])
         out._views = {k: v[rows] for k, v in self._views.items()}
         out._analyses = {k: [v[i] for i in rows] for k, v in self._analyses.items()}
+        out._derived = {k: v[rows] for k, v in self._derived.items()}
         return out
 
 

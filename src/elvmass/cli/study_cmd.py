@@ -342,7 +342,7 @@ def demo(
     if external:
         from elvmass.cli.validate_cmd import run_external_demo
 
-        run_external_demo(out, n=n, n_external=n_external, seed=seed, preset=chosen, quiet=quiet)
+        run_external_demo(out, n=n, n_external=n_external, seed=seed, preset=chosen, quiet=quiet, workers=workers)
         return
     t0 = time.perf_counter()
     n_workers = workers or default_workers(1)

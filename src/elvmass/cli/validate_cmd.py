@@ -175,9 +175,12 @@ def recalibrate_cmd(
         raise typer.Exit(1)
 
 
-def run_external_demo(out: Path, *, n: int, n_external: int, seed: int, preset, quiet: bool) -> None:
+def run_external_demo(out: Path, *, n: int, n_external: int, seed: int, preset, quiet: bool,
+                      workers: int | None = None) -> None:
     """`elvmass demo --external`: internal synthetic cohort -> bundle -> synthetic external site (echo LVM, another
-    cart) -> validate (echo converted, cross-fitted recalibration) -> a bundle recalibrated on 100 local cases."""
+    cart) -> validate (echo converted, cross-fitted recalibration) -> a bundle recalibrated on 100 local cases.
+    ``workers``: processes for simulating the cohorts and building their manifests (default: the usable cores;
+    the files and manifests are the same for any number)."""
     import time
 
     import numpy as np
@@ -191,14 +194,17 @@ def run_external_demo(out: Path, *, n: int, n_external: int, seed: int, preset, 
 
     from elvmass.cli.study_cmd import _progress_bar
 
+    from elvmass.process_pool import default_workers
+
     log = None if quiet else _log
+    workers = workers or default_workers()
     t0 = time.perf_counter()
     timings = {}
     try:
         with _progress_bar(f"simulating {n} internal patients", enabled=not quiet) as cb:
-            synth = generate_cohort(SynthConfig(n=n, seed=seed), out / "synth", progress=cb)
+            synth = generate_cohort(SynthConfig(n=n, seed=seed), out / "synth", progress=cb, workers=workers)
         with _progress_bar("building the internal manifest", enabled=not quiet) as cb:
-            build = build_cohort(synth.ecg_dir, synth.imaging_csv, progress=cb)
+            build = build_cohort(synth.ecg_dir, synth.imaging_csv, progress=cb, workers=workers)
         internal = write_manifest(build.manifest, out / "manifest.csv")
         timings["internal_cohort_s"] = time.perf_counter() - t0
         t = time.perf_counter()
@@ -207,9 +213,9 @@ def run_external_demo(out: Path, *, n: int, n_external: int, seed: int, preset, 
         t = time.perf_counter()
         with _progress_bar(f"simulating {n_external} external patients", enabled=not quiet) as cb:
             ext = generate_cohort(SynthConfig(n=n_external, seed=seed + 1000, profile="external"), out / "external-synth",
-                                  progress=cb)
+                                  progress=cb, workers=workers)
         with _progress_bar("building the external manifest", enabled=not quiet) as cb:
-            ext_build = build_cohort(ext.ecg_dir, ext.imaging_csv, progress=cb)
+            ext_build = build_cohort(ext.ecg_dir, ext.imaging_csv, progress=cb, workers=workers)
         external = write_manifest(ext_build.manifest, out / "external-manifest.csv")
         timings["external_cohort_s"] = time.perf_counter() - t
         # the synthetic site's echo over-estimates by a known factor: its inverse stands in for the published

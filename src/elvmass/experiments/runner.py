@@ -10,7 +10,9 @@ runner                     what it does
 ``serial_runner``          one task after another in this process (protocol module)
 :func:`dask_runner`        tasks on a Dask cluster: a local one (``n_workers`` processes, one task
                            each at a time) or an existing one (``scheduler="tcp://HOST:PORT"``); the
-                           cohort's model inputs are scattered to the workers once
+                           specs' shared inputs (:meth:`ModelSpec.prepare`, e.g. ECG-AI's profiles) are
+                           computed on the cluster in chunks first, then the cohort's model inputs are
+                           scattered to the workers once
 :func:`cached_runner`      wraps another runner with a :class:`TaskStore`: finished tasks are read
                            back from disk (by :attr:`FoldTask.key`), only the others are run, each
                            result saved atomically as soon as it arrives (an interrupted run resumes);
@@ -170,11 +172,30 @@ def shippable(data, tasks: Sequence[FoldTask]):
             data.views(sig)
     out = CohortData(data.manifest, data.measured, list(data.flags), list(data.dropped))
     out._views = dict(data._views)
+    out._derived = dict(data._derived)
     if data._provider is not None:
         out._provider = data._provider
     else:  # in-memory rows (no files behind them): the analyses travel along
         out._analyses = dict(data._analyses)
     return out
+
+
+def prepare_specs(data, tasks: Sequence[FoldTask], map_fn=map) -> None:
+    """Each distinct spec's shared inputs (:meth:`ModelSpec.prepare`) computed into ``data`` once, before
+    the tasks are sent out (so no worker computes them again for itself)."""
+    seen = set()
+    for t in tasks:
+        spec = t.entry.spec
+        if id(spec) not in seen:
+            seen.add(id(spec))
+            spec.prepare(data, map_fn)
+
+
+def _cluster_map(client):
+    def map_on_cluster(fn, chunks):
+        return client.gather(client.map(fn, list(chunks), pure=False))
+
+    return map_on_cluster
 
 
 def _dask_task(data, task: FoldTask, device: str) -> FoldResult:
@@ -207,6 +228,7 @@ def dask_runner(*, n_workers: int | None = None, scheduler: str | None = None, l
             if log is not None:
                 where = scheduler or f"local cluster of {len(client.scheduler_info()['workers'])} worker(s)"
                 log(f"dask: {len(tasks)} tasks on {where} (started in {time.perf_counter() - t0:.0f} s)")
+            prepare_specs(data, tasks, _cluster_map(client))
             shipped = client.scatter(shippable(data, tasks), broadcast=True)
             futures = {client.submit(_dask_task, shipped, t, device, key=f"fold-task-{t.key}", pure=False): t
                        for t in tasks}

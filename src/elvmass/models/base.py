@@ -81,6 +81,15 @@ class ModelSpec:
     #: whether a fitted model can be stored in a bundle (safetensors + JSON, never pickle)
     bundleable: ClassVar[bool] = True
 
+    def prepare(self, data, map_fn=map) -> None:
+        """Compute, once for all folds, the per-row inputs every fold of this spec shares and that its
+        views alone do not give (e.g. ECG-AI's profiles), into ``data`` (:meth:`CohortData.derived`).
+
+        ``map_fn(fn, chunks)`` maps a picklable one-argument function over chunks of work and returns
+        the results in order: :func:`map` by default; a runner passes one that runs on its engine (the
+        Dask runner: the cluster's workers), so the work is neither repeated per worker nor done on one
+        core. Families whose inputs are their views need nothing (the default)."""
+
     def fit(self, data, split, *, device: str = "cpu", progress: bool = False, label: str = "") -> "FittedModel":
         """Train on ``split.train`` (and ``split.val`` as the family uses it); ``label`` names the task
         in progress output."""

@@ -25,7 +25,6 @@ A fitted model is stored in bundles as the booster's text dump inside the JSON m
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,22 +37,53 @@ SETTINGS = ("original", "all")
 SCALAR_INPUTS = ("age_years", "sex_male", "height_cm", "weight_kg", "bmi", "qrs_ms", "p_axis_deg", "r_axis_deg", "t_axis_deg")
 PROFILE_SIGNAL = SignalConfig(view="full", out_fs_hz=250.0)
 
-_PROFILES: dict[int, tuple[weakref.ref, str, np.ndarray]] = {}
+#: ECG profiles per chunk of rows in one job of :meth:`EcgAiSpec.prepare` (about 12 s of one core)
+PROFILE_CHUNK_ROWS = 100
 
 
-def cohort_profiles(data, signal: SignalConfig = PROFILE_SIGNAL, progress=None) -> np.ndarray:
-    """(N, 525) ECG profiles of every row of ``data`` (computed once per data object and signal)."""
+def _profile_key(signal: SignalConfig) -> str:
+    return "ecg_ai_profile:" + repr(sorted(signal.to_dict().items()))
+
+
+def profile_chunk(views: np.ndarray, fs_hz: float) -> np.ndarray:
+    """(n, 525) ECG profiles of (n, 12, L) views, on one torch thread (the same numbers in any process)."""
+    import torch
+
     from elvmass.segment import load_segmenter
     from elvmass.segment.profile import profile_matrix
 
-    key = repr(signal.to_dict())
-    hit = _PROFILES.get(id(data))
-    if hit is not None and hit[0]() is data and hit[1] == key:
-        return hit[2]
-    views = data.views(signal)
-    prof = profile_matrix(views, signal.out_fs_hz, load_segmenter(), progress=progress)
-    _PROFILES[id(data)] = (weakref.ref(data), key, prof)
-    return prof
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return profile_matrix(views, fs_hz, load_segmenter())
+    finally:
+        torch.set_num_threads(threads)
+
+
+class _ProfileJob:
+    """``profile_chunk`` for one sampling rate, picklable (a job for a runner's ``map_fn``)."""
+
+    def __init__(self, fs_hz: float) -> None:
+        self.fs_hz = float(fs_hz)
+
+    def __call__(self, views: np.ndarray) -> np.ndarray:
+        return profile_chunk(views, self.fs_hz)
+
+
+def cohort_profiles(data, signal: SignalConfig = PROFILE_SIGNAL, map_fn=map) -> np.ndarray:
+    """(N, 525) ECG profiles of every row of ``data``, computed once per data object and signal
+    (:meth:`CohortData.derived`), in chunks of :data:`PROFILE_CHUNK_ROWS` rows mapped with ``map_fn``."""
+
+    def compute(d):
+        views = d.views(signal)
+        if not len(views):
+            from elvmass.segment.profile import PROFILE_NAMES
+
+            return np.zeros((0, len(PROFILE_NAMES)))
+        chunks = [views[i:i + PROFILE_CHUNK_ROWS] for i in range(0, len(views), PROFILE_CHUNK_ROWS)]
+        return np.concatenate(list(map_fn(_ProfileJob(signal.out_fs_hz), chunks)))
+
+    return data.derived(_profile_key(signal), compute)
 
 
 def scalar_inputs(data) -> np.ndarray:
@@ -83,6 +113,10 @@ class EcgAiSpec(ModelSpec):
     @property
     def signals(self) -> tuple:
         return (self.signal,)
+
+    def prepare(self, data, map_fn=map) -> None:
+        """The ECG profiles of every row, once for all folds (the segmentation network is the costly part)."""
+        cohort_profiles(data, self.signal, map_fn)
 
     def inputs(self, data) -> np.ndarray:
         prof = cohort_profiles(data, self.signal)
