@@ -180,20 +180,32 @@ def shippable(data, tasks: Sequence[FoldTask]):
     return out
 
 
-def prepare_specs(data, tasks: Sequence[FoldTask], map_fn=map) -> None:
+def prepare_specs(data, tasks: Sequence[FoldTask], map_fn=map) -> list[str]:
     """Each distinct spec's shared inputs (:meth:`ModelSpec.prepare`) computed into ``data`` once, before
-    the tasks are sent out (so no worker computes them again for itself)."""
-    seen = set()
+    the tasks are sent out (so no worker computes them again for itself). Returns the names of the specs
+    that mapped any work."""
+    seen, mapped = set(), []
     for t in tasks:
         spec = t.entry.spec
-        if id(spec) not in seen:
-            seen.add(id(spec))
-            spec.prepare(data, map_fn)
+        if id(spec) in seen:
+            continue
+        seen.add(id(spec))
+        calls = []
+
+        def counting_map(fn, chunks, calls=calls):
+            calls.append(1)
+            return map_fn(fn, chunks)
+
+        spec.prepare(data, counting_map)
+        if calls:
+            mapped.append(spec.name)
+    return mapped
 
 
 def _cluster_map(client):
     def map_on_cluster(fn, chunks):
-        return client.gather(client.map(fn, list(chunks), pure=False))
+        # the chunks go to the workers as data (scatter), not inside the task graph
+        return client.gather(client.map(fn, client.scatter(list(chunks)), pure=False))
 
     return map_on_cluster
 
@@ -228,7 +240,11 @@ def dask_runner(*, n_workers: int | None = None, scheduler: str | None = None, l
             if log is not None:
                 where = scheduler or f"local cluster of {len(client.scheduler_info()['workers'])} worker(s)"
                 log(f"dask: {len(tasks)} tasks on {where} (started in {time.perf_counter() - t0:.0f} s)")
-            prepare_specs(data, tasks, _cluster_map(client))
+            t1 = time.perf_counter()
+            prepared = prepare_specs(data, tasks, _cluster_map(client))
+            if log is not None and prepared:
+                log(f"dask: shared inputs of {', '.join(prepared)} computed on the cluster "
+                    f"({time.perf_counter() - t1:.0f} s)")
             shipped = client.scatter(shippable(data, tasks), broadcast=True)
             futures = {client.submit(_dask_task, shipped, t, device, key=f"fold-task-{t.key}", pure=False): t
                        for t in tasks}
