@@ -7,10 +7,12 @@ interpretation statements. On the genuine GE MUSE export in the repository's rea
 (``../shared/data/vendor/ge-muse-xml/muse_ecg1.xml``, from the MIT-licensed musePHI package; the file's
 ``QRSDuration`` is 78 ms and its first statement "Ventricular-paced rhythm")::
 
+    >>> import os
     >>> from pathlib import Path
     >>> import elvmass
     >>> from elvmass.io.vendor import read_vendor_ecg
-    >>> data = Path(elvmass.__file__).resolve().parents[2].parent / "shared" / "data"
+    >>> # ../shared/data beside the checkout, or ELVMASS_SHARED_DATA (as the test suite reads it)
+    >>> data = Path(os.environ.get("ELVMASS_SHARED_DATA") or Path(elvmass.__file__).resolve().parents[2].parent / "shared" / "data")
     >>> rec = read_vendor_ecg(data / "vendor" / "ge-muse-xml" / "muse_ecg1.xml", "ge_muse_xml")
     >>> rec.fs_hz, rec.signal_mv.shape, rec.patient.sex, rec.patient.age_years
     (500.0, (12, 5000), 'M', 60.0)
