@@ -26,10 +26,11 @@ A fitted model is stored in bundles as the booster's text dump inside the JSON m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
-from elvmass.features import scalar_matrix
+from elvmass.features import _signal_key, scalar_matrix
 from elvmass.models.base import FittedModel, ModelSpec, register, spec_from_dict  # noqa: F401 (doctest)
 from elvmass.signal.config import SignalConfig
 
@@ -42,7 +43,7 @@ PROFILE_CHUNK_ROWS = 100
 
 
 def _profile_key(signal: SignalConfig) -> str:
-    return "ecg_ai_profile:" + repr(sorted(signal.to_dict().items()))
+    return "ecg_ai_profile:" + _signal_key(signal)
 
 
 def profile_chunk(views: np.ndarray, fs_hz: float) -> np.ndarray:
@@ -60,16 +61,6 @@ def profile_chunk(views: np.ndarray, fs_hz: float) -> np.ndarray:
         torch.set_num_threads(threads)
 
 
-class _ProfileJob:
-    """``profile_chunk`` for one sampling rate, picklable (a job for a runner's ``map_fn``)."""
-
-    def __init__(self, fs_hz: float) -> None:
-        self.fs_hz = float(fs_hz)
-
-    def __call__(self, views: np.ndarray) -> np.ndarray:
-        return profile_chunk(views, self.fs_hz)
-
-
 def cohort_profiles(data, signal: SignalConfig = PROFILE_SIGNAL, map_fn=map) -> np.ndarray:
     """(N, 525) ECG profiles of every row of ``data``, computed once per data object and signal
     (:meth:`CohortData.derived`), in chunks of :data:`PROFILE_CHUNK_ROWS` rows mapped with ``map_fn``."""
@@ -81,7 +72,7 @@ def cohort_profiles(data, signal: SignalConfig = PROFILE_SIGNAL, map_fn=map) -> 
 
             return np.zeros((0, len(PROFILE_NAMES)))
         chunks = [views[i:i + PROFILE_CHUNK_ROWS] for i in range(0, len(views), PROFILE_CHUNK_ROWS)]
-        return np.concatenate(list(map_fn(_ProfileJob(signal.out_fs_hz), chunks)))
+        return np.concatenate(list(map_fn(partial(profile_chunk, fs_hz=signal.out_fs_hz), chunks)))
 
     return data.derived(_profile_key(signal), compute)
 
