@@ -176,6 +176,29 @@ def match(beats: list[dict], ref_peak: float) -> dict | None:
     return beats[i] if d[i] <= 0.1 * FS else None
 
 
+def oracle_offsets(ref_beats: list[dict], chosen: dict, all_beats: list[dict], ref_chosen: dict) -> dict:
+    """Per boundary, what a method that knew this record's annotations would score on the chosen beat.
+
+    The oracle places each boundary at the chosen R peak plus the record's *median annotated offset* from
+    the R peak over all its beats (the best a fixed per-record delineation of a median beat can do), so
+    its misses measure the annotation's own beat-to-beat spread. Returns ``{boundary: (error_ms,
+    within-record SD of the annotated offset, ms)}``; nothing here is fitted to, or used by, the method.
+    """
+    out = {}
+    for k in BOUNDARIES:
+        offs = []
+        for b in all_beats:
+            r = match(ref_beats, b["qrs_peak"])
+            if r is not None and math.isfinite(r[k]):
+                offs.append(r[k] - b["qrs_peak"])
+        if not offs or not math.isfinite(ref_chosen.get(k, math.nan)):
+            continue
+        offs = np.asarray(offs)
+        err = (chosen["qrs_peak"] + float(np.median(offs)) - ref_chosen[k]) * 1000.0 / FS
+        out[k] = (err, float(offs.std()) * 1000.0 / FS)
+    return out
+
+
 class Tally:
     def __init__(self):
         self.rows = {k: {"ref": 0, "hit": 0, "found": 0, "true": 0, "tol": 0, "err": []} for k in BOUNDARIES}
@@ -332,6 +355,7 @@ def main(argv=None) -> int:
     seconds = {m: 0.0 for m in methods}
     skipped = []
     per_record = []
+    oracle: dict[str, list[tuple[float, float]]] = {}
     for rec in recs:
         path = LUDB / "data" / f"{rec}.hea"
         ref_beats = read_ludb_beats(path.with_suffix(""))
@@ -370,6 +394,9 @@ def main(argv=None) -> int:
                 if rb["n_leads"] < 6:
                     continue
                 tallies[("all", rh, m)].add(rb, match(allb, rb["qrs_peak"]), af, rec)
+        if ref_chosen is not None and rh == "sinus" and all_e:
+            for k, v in oracle_offsets(ref_beats, chosen, all_e, ref_chosen).items():
+                oracle.setdefault(k, []).append(v)
         if ref_chosen is not None:
             row = {"record": rec, "rhythm": rhythms[rec]}
             for m in ("elvmass", "segment_h"):
@@ -395,6 +422,18 @@ def main(argv=None) -> int:
                    for m in methods}
             summary[f"{scope}/{rh}"] = res
             print_table(f"{scope} beats, {GROUPS[rh]}", res)
+    print("\n## the annotations' own spread (chosen beats, sinus): an oracle that knows each record's median "
+          "annotated offset from the R peak")
+    summary["annotation_ceiling"] = {}
+    for k in BOUNDARIES:
+        v = oracle.get(k, [])
+        if not v:
+            continue
+        err = np.array([e for e, _ in v])
+        within = float(np.mean(np.abs(err) <= CSE_TOLERANCE_MS[k]))
+        sd = float(np.median([s for _, s in v]))
+        summary["annotation_ceiling"][k] = {"within_tolerance": within, "median_within_record_sd_ms": sd, "n": len(v)}
+        print(f"{k:<9} oracle within tolerance {within * 100:5.1f} %   median within-record SD {sd:4.1f} ms   ({len(v)} beats)")
     print("\nseconds (this machine, shared and loaded):", {m: round(s, 1) for m, s in seconds.items()})
 
     if seg is not None:
