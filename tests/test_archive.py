@@ -57,16 +57,24 @@ def test_archive_scoring_then_resume_after_a_cut(trained_bundle, archive, tmp_pa
     out = tmp_path / "scores.parquet"
     info = _run(["predict", "--model", str(trained_bundle), str(archive), "--out", str(out), "--workers", "1",
                  "--chunk-size", "4", "--json"])
-    assert info["files"] == len(files) and info["errors"] == 2 and info["scored"] == len(files) - 2
     df = read_scores(out)
     assert sorted(df["path"]) == rels
     bad = df[df["error"].notna()].set_index("path")
-    assert set(bad.index) == {"2020/corrupt_truncated.xml", "2020/corrupt_b64.xml"}
-    assert all("corrupt" in e or "base64" in e.lower() or "Base64" in e for e in bad["error"]), bad["error"].tolist()
+    corrupt = {"2020/corrupt_truncated.xml", "2020/corrupt_b64.xml"}
+    assert info["files"] == len(files) and info["errors"] == len(bad) and info["scored"] == len(files) - len(bad)
+    assert corrupt <= set(bad.index)
+    assert all("corrupt" in e or "base64" in e.lower() for e in bad.loc[sorted(corrupt), "error"]), bad["error"].tolist()
+    # the rest are ECGs every `predict` refuses (the synthetic cohort holds noisy ones on purpose): the same
+    # refusal as `predict_files` gives them, one file at a time
+    refused = sorted(set(bad.index) - corrupt)
+    assert all(e.startswith("unusable for prediction (") for e in bad.loc[refused, "error"]), bad["error"].tolist()
+    bundle = load_bundle(trained_bundle)
+    _, refusals = predict_files(bundle, [archive / p for p in refused])
+    assert len(refusals) == len(refused)
     assert bad["lvm_g"].isna().all()
     good = df[df["error"].isna()].set_index("path")
     # the same numbers as `predict_files`, one file at a time, and the hash of the bytes on disk
-    preds, errors = predict_files(load_bundle(trained_bundle), [archive / p for p in good.index])
+    preds, errors = predict_files(bundle, [archive / p for p in good.index])
     assert not errors
     for p, pred in zip(good.index, preds):
         assert good.loc[p, "lvm_g"] == pytest.approx(pred.to_dict()["lvm_g"], abs=0.051)
@@ -111,3 +119,26 @@ def test_archive_needs_a_folder_and_parquet(trained_bundle, archive, tmp_path):
     (out / "part-x-00000.parquet").write_bytes(b"")
     res = CliRunner().invoke(app, ["predict", "--model", str(trained_bundle), str(archive), "--out", str(out)])
     assert res.exit_code == 1 and "--resume" in res.stderr
+
+
+def test_a_bundle_the_workers_cannot_load_stops_the_run_with_one_line(trained_bundle, archive, tmp_path):
+    """The driver only hash-checks the bundle (it never imports torch); a bundle whose hashes are right but
+    whose models cannot be built (here: a network width that does not match its weights) is found by the
+    first worker, and the run stops with that one line instead of writing an error row for every file."""
+    from elvmass.bundle import CONFIG_NAME, HASHES_NAME, sha256_file
+
+    bad = tmp_path / "bundle"
+    shutil.copytree(trained_bundle, bad)
+    config = json.loads((bad / CONFIG_NAME).read_text())
+    for entry in config["models"].values():
+        if entry.get("family") == "elvmassnet":
+            entry["spec"]["net"]["channels"] = [c + 1 for c in entry["spec"]["net"]["channels"]]
+    (bad / CONFIG_NAME).write_text(json.dumps(config))
+    hashes = json.loads((bad / HASHES_NAME).read_text())
+    hashes["files"][CONFIG_NAME] = sha256_file(bad / CONFIG_NAME)
+    (bad / HASHES_NAME).write_text(json.dumps(hashes))
+    out = tmp_path / "s.parquet"
+    res = CliRunner().invoke(app, ["predict", "--model", str(bad), str(archive), "--out", str(out), "--workers", "1"])
+    assert res.exit_code == 1, res.output
+    assert "cannot load model" in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not list(out.glob("part-*.parquet"))

@@ -183,13 +183,16 @@ def score_archive(bundle_dir, archive_dir, out, *, workers: int | None = None, s
     ``progress(done, total, files_per_s)`` is called as chunks finish. Without ``resume`` an ``out``
     that already holds parts is refused (it would mix two runs).
     """
-    from elvmass.bundle import load_bundle
+    from elvmass.bundle import BundleError, verify_bundle
     from elvmass.errors import ElvmassError
     from elvmass.io import find_ecg_files
 
     t0 = time.perf_counter()
     bundle_dir, root, out = Path(bundle_dir).resolve(), Path(archive_dir).resolve(), Path(out)
-    load_bundle(bundle_dir)  # a bad bundle stops here, with one line, before any cluster starts
+    # a tampered or malformed bundle stops here, with one line, before any cluster starts; the models
+    # themselves are built by the workers only (this process never imports torch: ~2.5 s of start-up), and
+    # a bundle a worker cannot load stops the run with that worker's one line (BundleError below)
+    verify_bundle(bundle_dir)
     if out.exists() and not out.is_dir():
         raise ElvmassError(f"{out}: exists and is not a Parquet folder")
     if out.is_dir() and any(out.glob(PART_GLOB)) and not resume:
@@ -240,6 +243,8 @@ def score_archive(bundle_dir, archive_dir, out, *, workers: int | None = None, s
                 i = futures[fut]
                 try:
                     frame = fut.result()
+                except BundleError:
+                    raise  # the same bundle fails every chunk: one line, not an error row per file
                 except Exception as exc:  # noqa: BLE001 - a lost worker: the chunk's files are error rows
                     frame = pd.DataFrame([_row(r, content_hash(root / r), exc) for r in chunks[i]], columns=list(COLUMNS))
                 _write_part(out, f"part-{run}-{i:05d}.parquet", frame)

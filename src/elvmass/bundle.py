@@ -336,7 +336,9 @@ def load_bundle(path, *, engine: str = "torch") -> Bundle:
             spec, state = _entry_spec(name, entry, config)
             fitted = type(spec).load_fitted(spec, load_file(str(path / entry["weights"])), state)
         except (KeyError, TypeError, ValueError, RuntimeError, NotImplementedError) as exc:
-            raise BundleError(f"{path / entry.get('weights', name)}: cannot load model {name!r} ({exc}); "
+            detail = " ".join(str(exc).split())  # torch lists every mismatched tensor on its own line
+            detail = detail if len(detail) <= 240 else detail[:237] + "..."
+            raise BundleError(f"{path / entry.get('weights', name)}: cannot load model {name!r} ({detail}); "
                               "it may come from another elvmass version: retrain it with `elvmass train`") from exc
         if engine == "onnx":
             if not entry.get("onnx"):
