@@ -16,6 +16,8 @@ import time
 import tracemalloc
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from elvmass import ECGReadError, read_ecg
 
@@ -226,3 +228,23 @@ def test_absurd_sampling_rates_give_one_clear_error(shared_data, tmp_path, fs):
         err = _refused_quickly(path, max_seconds=60)
         # ecgdatakit itself refuses a DICOM rate of 0 ("Sampling Frequency is missing or invalid")
         assert "implausible sampling" in err.problem or "Sampling Frequency" in err.problem, (path.name, err.problem)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"<!ENTITY", b"<!DOCTYPE", b"!", b"<", b"x", b"\x00", b"AAAA", b"<!DOC"]), max_size=40),
+       st.sampled_from(["latin-1", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"]))
+def test_the_guard_finds_markup_where_repeated_find_does(pieces, enc):
+    """The guard looks for its markup only at the file's "!" bytes; that must find exactly the offsets
+    that searching the whole file finds, in every scanned encoding (and with the fallback past 256)."""
+    from elvmass.io.guard import _MAX_BANGS, _bang_positions, _occurrences
+
+    for data in (b"".join(p.decode("latin-1").encode(enc) for p in pieces), b"!" * (_MAX_BANGS + 1) + b"".join(pieces)):
+        bangs = _bang_positions(data)
+        for marker in ("<!ENTITY", "<!DOCTYPE"):
+            m = marker.encode(enc)
+            expected, at = [], data.find(m)
+            while at >= 0:
+                expected.append(at)
+                at = data.find(m, at + 1)
+            assert _occurrences(data, m, bangs) == expected
+            assert _occurrences(data, m, bangs, first_only=True) == expected[:1]

@@ -136,21 +136,58 @@ def check_xml_bytes(path, data: bytes) -> None:
             views.append((exotic, data.decode(exotic, errors="replace")))
         except Exception:  # noqa: BLE001 - a codec that cannot decode at all leaves nothing to scan
             pass
+    bangs = _bang_positions(data)
     for enc, view in views:
         encode = (lambda s: s) if isinstance(view, str) else (lambda s, e=enc: s.encode(e))
-        if view.find(encode("<!ENTITY")) >= 0:
+        if _occurrences(view, encode("<!ENTITY"), bangs, first_only=True):
             raise ECGReadError(
                 path,
                 "refused: the XML declares entities (<!ENTITY), which ECG exports never need "
                 "(entity expansion or external-entity attack)",
             )
-        at = view.find(encode("<!DOCTYPE"))
-        while at >= 0:
+        for at in _occurrences(view, encode("<!DOCTYPE"), bangs):
             width = 4 if "32" in enc else 2 if "16" in enc else 1
             chunk = view[at : at + 2100 * (1 if isinstance(view, str) else width)]
             text = chunk if isinstance(chunk, str) else chunk.decode(enc, errors="replace")
             _check_doctype(path, text)
-            at = view.find(encode("<!DOCTYPE"), at + 1)
+
+
+#: more "!" bytes than this and the markup is searched for directly (see :func:`_occurrences`)
+_MAX_BANGS = 256
+
+
+def _bang_positions(data: bytes) -> list[int] | None:
+    """Where the byte ``!`` (0x21) is in ``data``, or None when there are more than :data:`_MAX_BANGS`.
+
+    Every markup the guard looks for starts with ``<!``, and each scanned encoding writes ``!`` as a 0x21
+    byte (padded with zero bytes in UTF-16/32), so every occurrence of the markup, in any of them, holds
+    one of these bytes at a fixed offset. An ECG export has one or two (its DOCTYPE; base64 has none):
+    looking there instead of searching a 150-kB file ten times costs microseconds instead of 0.3 ms.
+    """
+    out: list[int] = []
+    at = data.find(b"!")
+    while at >= 0:
+        if len(out) == _MAX_BANGS:
+            return None
+        out.append(at)
+        at = data.find(b"!", at + 1)
+    return out
+
+
+def _occurrences(view: bytes | str, marker: bytes | str, bangs: list[int] | None, *, first_only: bool = False) -> list[int]:
+    """Start offsets of ``marker`` in ``view``, in order: those :func:`_bang_positions` allows for bytes
+    (the same offsets as repeated ``find``), else by ``find``."""
+    if isinstance(view, bytes) and bangs is not None:
+        off = marker.index(b"!")
+        return [p - off for p in bangs if p >= off and view.startswith(marker, p - off)][: 1 if first_only else None]
+    out = []
+    at = view.find(marker)
+    while at >= 0:
+        out.append(at)
+        if first_only:
+            break
+        at = view.find(marker, at + 1)
+    return out
 
 
 def _check_doctype(path, text: str) -> None:
