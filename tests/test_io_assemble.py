@@ -124,6 +124,22 @@ def test_trailing_calibration_pulse_is_cut_and_real_ecg_is_not(real):
     assert trim_calibration_pulse(zeros_only, 500.0)[1] == 0  # no pulse: nothing is guessed away
 
 
+def test_the_record_is_the_float32_cast_of_the_stacked_leads_with_and_without_a_pulse(real):
+    """Records whose ends show no calibration pulse are cast lead by lead into float32 (no float64 stack):
+    the same bits as stacking and casting; one with a pulse still goes through the trimming on float64."""
+    rng = np.random.default_rng(3)
+    leads = {n: rng.normal(0.0, 0.4, 5000) for n in LEADS}
+    rec = assemble_record("x", list(leads.items()), [500.0] * 12, source_format="test")
+    assert rec.signal_mv.dtype == np.float32
+    assert np.array_equal(rec.signal_mv, np.stack([leads[n] for n in LEADS]).astype(np.float32))
+    pulse = {n: np.r_[v, np.zeros(150)] for n, v in leads.items()}
+    for v in pulse.values():
+        v[5050:5100] = 1.0
+    rec = assemble_record("x", list(pulse.items()), [500.0] * 12, source_format="test")
+    assert "calibration_pulse_removed:150_samples" in rec.flags
+    assert np.array_equal(rec.signal_mv, np.stack([leads[n] for n in LEADS]).astype(np.float32))
+
+
 def test_percentiles_are_numpy_percentiles_to_the_bit(real):
     from elvmass.io._assemble import _percentiles_1_99
 

@@ -130,11 +130,16 @@ def assemble_record(
         if name not in found:
             raise ECGReadError(path, f"missing lead {name}")
 
-    signal = np.stack([found[name] for name in LEADS])
-    signal, trimmed = trim_calibration_pulse(signal, fs)
-    if trimmed:
-        flags.append(f"calibration_pulse_removed:{trimmed}_samples")
-    signal = signal.astype(np.float32)
+    ends = np.array([[found[name][0], found[name][-1]] for name in LEADS])
+    if _ends_agree(ends):  # a calibration pulse may sit at an end: look on the float64 stack
+        signal, trimmed = trim_calibration_pulse(np.stack([found[name] for name in LEADS]), fs)
+        if trimmed:
+            flags.append(f"calibration_pulse_removed:{trimmed}_samples")
+        signal = signal.astype(np.float32)
+    else:  # the usual case: each lead cast straight into the float32 record (no float64 stack)
+        signal = np.empty((len(LEADS), n), dtype=np.float32)
+        for i, name in enumerate(LEADS):
+            signal[i] = found[name]
     flags.extend(quality_flags(signal, fs))
     return ECGRecord(
         signal_mv=signal,
@@ -162,8 +167,7 @@ def trim_calibration_pulse(signal: np.ndarray, fs_hz: float, tol_mv: float = 0.0
     >>> out.shape, cut
     ((12, 900), 100)
     """
-    ends = signal[:, [0, -1]]
-    if not (np.ptp(ends, axis=0) <= tol_mv).any():  # the usual case: no stretch where all leads agree
+    if not _ends_agree(signal[:, [0, -1]], tol_mv):  # the usual case: no stretch where all leads agree
         return signal, 0
     agree = np.ptp(signal, axis=0) <= tol_mv
     min_pulse = max(1, int(round(0.02 * fs_hz)))
@@ -181,6 +185,12 @@ def trim_calibration_pulse(signal: np.ndarray, fs_hz: float, tol_mv: float = 0.0
     if end - start == signal.shape[1] or end <= start:
         return signal, 0
     return signal[:, start:end], signal.shape[1] - (end - start)
+
+
+def _ends_agree(ends: np.ndarray, tol_mv: float = 0.011) -> bool:
+    """True when all leads agree within ``tol_mv`` at the first or the last sample (``ends``: (leads, 2)),
+    the only records :func:`trim_calibration_pulse` can cut anything from."""
+    return bool((np.ptp(ends, axis=0) <= tol_mv).any())
 
 
 def _has_pulse(segment: np.ndarray, min_len: int) -> bool:
