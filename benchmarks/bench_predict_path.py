@@ -14,7 +14,9 @@ pipeline, NumPy scalars, one model call per chunk) into CPU milliseconds per fil
 stage function is wrapped by a CPU-time counter. It states the budget for the issue's target (300 GE MUSE
 files/s on 2 cores is 6.7 CPU-ms per file) and the ceiling this machine's CPU time allows; with ``--archive``
 the exit status is 1 when the whole chunk's CPU-ms per file exceeds ``--budget-ms`` (default that 6.7 ms;
-the README reports it missed, 10.0 ms). The profiling mode is a measurement with no target (exit 0).
+the README reports it missed). It then runs the same chunk in one process alone and in two processes at
+once (``side_by_side``: the slowdown and the files/s two cores give for this work before any Dask, driver or
+start-up cost). The profiling mode is a measurement with no target (exit 0).
 """
 
 from __future__ import annotations
@@ -127,6 +129,51 @@ def archive_split(model: Path, files: list[Path], reps: int = 3) -> dict:
             "read_plus_signal_over_budget": read + signal > BUDGET_MS}
 
 
+def _timed_chunks(model: str, root: str, rel: list[str], barrier, reps: int, queue) -> None:
+    """One process of :func:`side_by_side`: warm up, wait for the others, then score ``rel`` ``reps`` times."""
+    import time
+
+    import torch
+
+    from elvmass.archive import _worker_bundle, score_chunk
+
+    torch.set_num_threads(1)
+    _worker_bundle(model)
+    score_chunk(model, root, rel[:5])
+    barrier.wait()
+    best_wall, best_cpu = float("inf"), float("inf")
+    for _ in range(reps):
+        t0, c0 = time.perf_counter(), time.process_time()
+        score_chunk(model, root, rel)
+        best_wall, best_cpu = min(best_wall, time.perf_counter() - t0), min(best_cpu, time.process_time() - c0)
+    queue.put((best_wall, best_cpu))
+
+
+def side_by_side(model: Path, files: list[Path], reps: int = 3) -> dict:
+    """The chunk's ms per file in one process alone and in two processes at once (each on the same files):
+    what two cores give for this work, before any Dask, driver or start-up cost."""
+    import multiprocessing as mp
+
+    root = files[0].parent
+    rel = [str(f.relative_to(root)) for f in files]
+    ctx = mp.get_context("spawn")
+    out = {}
+    for n in (1, 2):
+        barrier, queue = ctx.Barrier(n), ctx.Queue()
+        procs = [ctx.Process(target=_timed_chunks, args=(str(model), str(root), rel, barrier, reps, queue)) for _ in range(n)]
+        for p in procs:
+            p.start()
+        res = [queue.get() for _ in procs]
+        for p in procs:
+            p.join()
+        out[f"processes_{n}"] = {"wall_ms_per_file": round(max(w for w, _ in res) / len(rel) * 1000, 3),
+                                 "cpu_ms_per_file": round(max(c for _, c in res) / len(rel) * 1000, 3)}
+    alone, both = out["processes_1"]["wall_ms_per_file"], out["processes_2"]["wall_ms_per_file"]
+    out["slowdown_side_by_side"] = round(both / alone, 3)
+    out["measured_ceiling_files_per_s_2_processes"] = round(2000 / both, 1)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -141,6 +188,7 @@ def main(argv=None) -> int:
 
         files = sorted(args.files.rglob("*.xml"))[: args.n]
         out = archive_split(args.model, files)
+        out["side_by_side"] = side_by_side(args.model, files)
         out["load_avg_1min"] = os.getloadavg()[0]
         print(json.dumps(out, indent=1))
         whole = out["cpu_ms_per_file"]["whole chunk (score_chunk)"]
