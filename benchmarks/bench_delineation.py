@@ -18,11 +18,14 @@ Methods, on the same beats:
   ``elvmass``; ``seg_beats_h``: the model's own boundaries of every beat (``elvmass.segment.delineate_record``;
   its "chosen beat" is its beat nearest the same annotated QRS). ``rules_h``: ``elvmass`` (the rules) on the
   same records as these two, for a like-for-like comparison.
-  **Leakage**: the segmentation network was trained on LUDB records whose number is not divisible by 5
-  (``elvmass.segment.ludb.TRAIN``), so the three ``_h`` columns are scored only on records divisible by 5
-  (``HELD_OUT``): with the default report part (even numbers) that is records 10, 20, ..., 120, held out from
-  both the rules' tuning and the network's training; ``--part seg_held_out`` scores all of 5, 10, ..., 120
-  (the odd ones among them were part of the rules' tuning set, not of the network's training).
+  **Leakage**: the three ``_h`` columns are scored only on records the network was not trained on (those
+  missing from its metadata's ``train_records``). The shipped network was trained on the records whose
+  number is not divisible by 5 (``elvmass.segment.ludb.TRAIN``): with the default report part (even
+  numbers) that is records 10, 20, ..., 120, held out from both the rules' tuning and the network's
+  training; ``--part seg_held_out`` scores all of 5, 10, ..., 120 (the odd ones among them were part of the
+  rules' tuning set, not of the network's training). ``--segment-model DIR`` scores another network, e.g.
+  one from ``elvmass segment train --train-records odd``, trained on the rules' tuning part only, which
+  may be scored on the whole report part (47 sinus records) like the rules.
 
 Per boundary (P on, P off, QRS on, QRS off, T off): sensitivity (share of reference boundaries with a
 detected one within 150 ms), PPV (share of detected boundaries with a reference one within 150 ms; a P
@@ -38,7 +41,8 @@ numbers** (``--part tune|report|all``; default ``report``). Targets (issue #14, 
 beats): QRS on/off within tolerance >= 95 %, P on >= 85 %, T off >= 90 %, every sensitivity and PPV >= 0.95;
 AF/flutter: P absent >= 90 %. Exits 1 when ``--check`` is given and a target is missed.
 
-Run:  python benchmarks/bench_delineation.py [--part report|tune|all|seg_held_out] [--no-nk] [--no-seg] [--check] [--json out.json]
+Run:  python benchmarks/bench_delineation.py [--part report|tune|all|seg_held_out] [--no-nk] [--no-seg]
+      [--segment-model DIR] [--check] [--json out.json]
 """
 
 from __future__ import annotations
@@ -97,16 +101,17 @@ def part_of(record: int) -> str:
     return "tune" if record % 2 else "report"
 
 
-def seg_held_out(record: int) -> bool:
-    """Not used to train the segmentation network (elvmass.segment.ludb.HELD_OUT: number divisible by 5)."""
-    return record % 5 == 0
+def seg_held_out(record: int, held_out: frozenset[int] | None = None) -> bool:
+    """Not used to train the segmentation network: not in its metadata's ``train_records`` (``held_out``,
+    from :func:`segment_model`); without it, the shipped network's split (number divisible by 5)."""
+    return record in held_out if held_out is not None else record % 5 == 0
 
 
-def in_part(record: int, part: str) -> bool:
+def in_part(record: int, part: str, held_out: frozenset[int] | None = None) -> bool:
     if part == "all":
         return True
     if part == "seg_held_out":
-        return seg_held_out(record)
+        return seg_held_out(record, held_out)
     return part_of(record) == part
 
 
@@ -157,14 +162,23 @@ def neurokit_beats(path: Path, method: str) -> list[dict]:
     return out
 
 
-def segment_model():
-    """(analyze_ecg_segment, delineate_record) of elvmass.segment, or None when it cannot be imported."""
+def segment_model(model_dir: Path | None = None):
+    """(analyze_ecg_segment, delineate_record, held-out record numbers) for the segmentation network in
+    ``model_dir`` (an ``elvmass segment train`` folder; None: the shipped one), or None when elvmass.segment
+    cannot be imported. The held-out records are those missing from the network's ``train_records``."""
+    import functools
+
     try:
         mod = importlib.import_module("elvmass.segment")
     except Exception:
         return None
     fns = getattr(mod, "analyze_ecg_segment", None), getattr(mod, "delineate_record", None)
-    return fns if all(fns) else None
+    if not all(fns):
+        return None
+    segmenter = mod.load_segmenter(model_dir)
+    trained = segmenter.meta.get("train_records")
+    held_out = (frozenset(range(1, 121)) - {int(r) for r in trained}) if trained else frozenset(range(5, 121, 5))
+    return (functools.partial(fns[0], segmenter=segmenter), functools.partial(fns[1], segmenter=segmenter), held_out)
 
 
 # --------------------------------------------------------------------------------------------- scoring
@@ -338,6 +352,9 @@ def main(argv=None) -> int:
     ap.add_argument("--records", type=int, nargs="*", help="only these LUDB record numbers")
     ap.add_argument("--no-nk", action="store_true", help="skip neurokit2 (quick tuning runs)")
     ap.add_argument("--no-seg", action="store_true", help="skip the segmentation-model columns")
+    ap.add_argument("--segment-model", type=Path, default=None,
+                    help="score this `elvmass segment train` folder instead of the shipped network (on the records "
+                         "its train_records leave out; `--train-records odd` leaves out the whole report part)")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--verbose", action="store_true", help="per-record errors of elvmass's chosen beat")
@@ -345,9 +362,10 @@ def main(argv=None) -> int:
 
     rhythms = ludb_rhythms()
     paced = ludb_paced()
+    seg = None if args.no_seg else segment_model(args.segment_model)
+    held_out = seg[2] if seg is not None else None
     recs = sorted(rhythms) if not args.records else args.records
-    recs = [r for r in recs if in_part(r, args.part)]
-    seg = None if args.no_seg else segment_model()
+    recs = [r for r in recs if in_part(r, args.part, held_out)]
     methods = ["elvmass"] + ([] if args.no_nk else ["nk_dwt", "nk_peak"]) + list(HELD_OUT_METHODS)
     tallies = {(scope, rh, m): Tally() for scope in ("chosen", "all") for rh in GROUPS for m in methods}
     for key, t in tallies.items():
@@ -368,7 +386,7 @@ def main(argv=None) -> int:
         for m in methods[1:]:
             if m in HELD_OUT_METHODS:
                 # never scored on a record the segmentation network was trained on (see the module text)
-                if seg is None or not seg_held_out(rec):
+                if seg is None or not seg_held_out(rec, held_out):
                     continue
                 t0 = time.perf_counter()
                 if m == "rules_h":
@@ -410,12 +428,14 @@ def main(argv=None) -> int:
                 print(rec, rh, row.get("err_ms"), "segment:" if "segment_err_ms" in row else "", row.get("segment_err_ms", ""))
 
     summary = {}
+    seg_split = ("not available" if held_out is None else "numbers divisible by 5" if held_out == frozenset(range(5, 121, 5))
+                 else "even numbers" if held_out == frozenset(range(2, 121, 2)) else f"{len(held_out)} records")
     print(f"LUDB delineation benchmark: part={args.part} (rules tuned on odd record numbers, report = even; "
-          f"segmentation network trained on numbers not divisible by 5), {len(recs)} records; "
-          f"chosen beat not annotated (not scored): {skipped or 'none'}")
+          f"segmentation network {args.segment_model or 'shipped'}, held out from its training: {seg_split}), "
+          f"{len(recs)} records; chosen beat not annotated (not scored): {skipped or 'none'}")
     print("reference = median across annotated leads; CSE 2-sigma tolerances; missed boundaries count as outside")
-    print("columns *_h: only records held out from the segmentation network's training (number divisible by 5)"
-          + ("" if seg is not None else " - not available (elvmass.segment not importable or --no-seg)"))
+    print(f"columns *_h: only records held out from the segmentation network's training ({seg_split})"
+          + ("" if seg is not None else " - elvmass.segment not importable or --no-seg"))
     for scope in ("chosen", "all"):
         for rh in GROUPS:
             res = {m: (tallies[(scope, rh, m)].summary() if (m not in HELD_OUT_METHODS or seg is not None) else {})

@@ -174,3 +174,28 @@ def test_segment_bad_file_is_one_line(tmp_path):
     res = CliRunner().invoke(app, ["segment", str(bad)])
     assert res.exit_code == 1
     assert "bad.xml" in res.output and "Traceback" not in res.output
+
+
+def test_segment_train_on_the_rules_tuning_part_records_its_split(shared_data, tmp_path):
+    """`segment train --train-records odd` trains on the 60 odd LUDB records only and says so in the model's
+    metadata, which bench_delineation reads to score it on the even (report) records only; a split name it
+    does not know is a usage error."""
+    from elvmass.segment.ludb import TRAIN_ODD
+
+    bad = CliRunner().invoke(app, ["segment", "train", "--ludb", str(shared_data / "ludb"), "--out", str(tmp_path / "x"),
+                                   "--train-records", "even"])
+    assert bad.exit_code == 2 and "--train-records must be one of not-div5, odd" in bad.stderr
+    res = CliRunner().invoke(app, ["segment", "train", "--ludb", str(shared_data / "ludb"), "--out", str(tmp_path / "m"),
+                                   "--train-records", "odd", "--steps", "2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    meta = load_segmenter(tmp_path / "m").meta
+    assert meta["train_records"] == list(TRAIN_ODD) == list(range(1, 121, 2))
+    assert meta["command"].endswith("--train-records odd") and meta["steps"] == 2
+
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_delineation", REPO / "benchmarks" / "bench_delineation.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.segment_model(tmp_path / "m")[2] == frozenset(range(2, 121, 2))
+    assert bench.segment_model()[2] == frozenset(HELD_OUT)

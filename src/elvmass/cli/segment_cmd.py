@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 import typer.core
 
-from elvmass.cli._app import app, console, expand_ecg_paths, plot_path_for, print_json_line, report_error, write_plot
+from elvmass.cli._app import app, console, expand_ecg_paths, fail, plot_path_for, print_json_line, report_error, write_plot
 from elvmass.errors import ElvmassError
 
 COLOURS = {"P": "#4C72B0", "QRS": "#DD8452", "T": "#55A868"}
@@ -120,15 +120,24 @@ def segment_train(
     out: Path = typer.Option(..., "--out", help="Folder to write segment.safetensors and segment.json into."),
     steps: int = typer.Option(500, help="Adam steps (batches of 32 random 4-s single-lead crops)."),
     seed: int = typer.Option(0, help="Random seed (same seed, same weights)."),
+    train_records: str = typer.Option("not-div5", "--train-records",
+                                      help="not-div5: the 96 records not numbered 5, 10, ..., 120 (the shipped model); "
+                                           "odd: the 60 odd-numbered ones (the rules' tuning part)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress lines."),
 ) -> None:
-    """Train the segmentation model on LUDB's 96 training records (the 24 numbered 5, 10, ..., 120 are held out)."""
+    """Train the segmentation model on LUDB's training records (by default the 96 not numbered 5, 10, ..., 120;
+    those 24 are held out)."""
     import sys
 
+    from elvmass.segment.ludb import TRAIN_SPLITS
     from elvmass.segment.train import train_segmenter
 
+    if train_records not in TRAIN_SPLITS:
+        fail(f"--train-records must be one of {', '.join(TRAIN_SPLITS)}, got {train_records!r}", 2)
     command = "elvmass segment train --ludb {} --out {} --steps {} --seed {}".format(ludb, out, steps, seed)
-    seg = train_segmenter(ludb, steps=steps, seed=seed, command=command,
+    if train_records != "not-div5":
+        command += f" --train-records {train_records}"
+    seg = train_segmenter(ludb, steps=steps, seed=seed, command=command, records=TRAIN_SPLITS[train_records],
                           progress=None if quiet else (lambda m: print(m, file=sys.stderr, flush=True)))
     seg.save(out)
     console.print(f"wrote {out} (final loss {seg.meta['final_loss']:.4f}, {seg.meta['n_parameters']} parameters)")

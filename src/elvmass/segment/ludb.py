@@ -36,6 +36,11 @@ LUDB_FS_HZ = 500.0
 ALL_RECORDS = tuple(range(1, 121))
 HELD_OUT = tuple(r for r in ALL_RECORDS if r % 5 == 0)
 TRAIN = tuple(r for r in ALL_RECORDS if r % 5 != 0)
+#: the alternative training split: the odd records, which are the rule-based delineation's tuning part
+#: (``benchmarks/bench_delineation.py``), so that a network trained on them can be scored on the even
+#: records that report the rules
+TRAIN_ODD = tuple(r for r in ALL_RECORDS if r % 2 == 1)
+TRAIN_SPLITS = {"not-div5": TRAIN, "odd": TRAIN_ODD}
 
 
 @dataclass

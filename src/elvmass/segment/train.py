@@ -44,14 +44,17 @@ def training_arrays(ludb_dir, numbers=TRAIN) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_segmenter(ludb_dir, *, steps: int = 600, batch: int = 32, lr: float = 3e-3, seed: int = 0,
-                    progress=None, command: str | None = None, arrays=None) -> Segmenter:
-    """Train on LUDB in ``ludb_dir`` (``arrays``: precomputed :func:`training_arrays`, to skip reading)."""
+                    progress=None, command: str | None = None, arrays=None, records=TRAIN) -> Segmenter:
+    """Train on the LUDB ``records`` in ``ludb_dir`` (``arrays``: precomputed :func:`training_arrays` of those
+    records, to skip reading). The records are kept in the model's metadata (``train_records``), which is how
+    benchmarks know which records it may be scored on."""
     import torch
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    x, y = training_arrays(ludb_dir) if arrays is None else arrays
+    records = tuple(int(r) for r in records)
+    x, y = training_arrays(ludb_dir, records) if arrays is None else arrays
     labelled = [row[row >= 0] for row in y]
     counts = np.bincount(np.concatenate(labelled), minlength=4).astype(float)
     priors = counts / counts.sum()
@@ -87,7 +90,7 @@ def train_segmenter(ludb_dir, *, steps: int = 600, batch: int = 32, lr: float = 
     net.eval()
     meta = {
         "trained_on": "LUDB v1.0.1 (Kalyakulina et al., IEEE Access 8:186181, 2020; ODC-By 1.0)",
-        "train_records": list(TRAIN),
+        "train_records": list(records),
         "n_train_leads": int(x.shape[0]),
         "steps": steps, "batch": batch, "lr": lr, "seed": seed, "crop_samples": CROP,
         "final_loss": float(np.mean(losses[-50:])),
