@@ -63,6 +63,10 @@ def check_sampling_rate(path, fs_hz: float) -> float:
     return fs
 
 
+#: leads that agree within this (mV, a couple of quantisation steps) at an end may hold a calibration pulse
+CALIBRATION_TOL_MV = 0.011
+
+
 def assemble_record(
     path,
     leads: Mapping[str, np.ndarray] | list[tuple[str, np.ndarray]],
@@ -151,7 +155,7 @@ def assemble_record(
     )
 
 
-def trim_calibration_pulse(signal: np.ndarray, fs_hz: float, tol_mv: float = 0.011) -> tuple[np.ndarray, int]:
+def trim_calibration_pulse(signal: np.ndarray, fs_hz: float, tol_mv: float = CALIBRATION_TOL_MV) -> tuple[np.ndarray, int]:
     """Cut a calibration pulse (and the blank around it) that some carts append or prepend.
 
     Philips carts store 11 s per lead: the ECG, then a stretch where every lead is 0 and
@@ -187,7 +191,7 @@ def trim_calibration_pulse(signal: np.ndarray, fs_hz: float, tol_mv: float = 0.0
     return signal[:, start:end], signal.shape[1] - (end - start)
 
 
-def _ends_agree(ends: np.ndarray, tol_mv: float = 0.011) -> bool:
+def _ends_agree(ends: np.ndarray, tol_mv: float = CALIBRATION_TOL_MV) -> bool:
     """True when all leads agree within ``tol_mv`` at the first or the last sample (``ends``: (leads, 2)),
     the only records :func:`trim_calibration_pulse` can cut anything from."""
     return bool((np.ptp(ends, axis=0) <= tol_mv).any())
