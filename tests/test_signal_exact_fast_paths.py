@@ -73,3 +73,61 @@ def test_median_beats_is_numpy_median():
     a = rng.standard_normal((7, 3)).astype(np.float32)
     a[2, 1] = np.nan
     assert np.array_equal(median_beats(a), np.median(a, axis=0), equal_nan=True)
+
+
+def _reference_noise_mv(raw, fs_hz):
+    """The scipy/NumPy computation ``high_frequency_noise_mv`` replaced (band-pass, |.|, middle value)."""
+    from elvmass.signal.quality import _noise_band_sos
+
+    band = np.abs(sps.sosfilt(_noise_band_sos(float(fs_hz)), raw, axis=1)[:, int(0.25 * fs_hz):])
+    half = band.shape[1] // 2
+    return 1.4826 * np.partition(band, half, axis=1)[:, half]
+
+
+def _reference_lead_checks(raw, filt, step, spike_mv, rail_mv):
+    """The NumPy reductions ``lead_checks`` replaced, on float64 copies."""
+    xs = raw.astype(np.float64)[:, ::step]
+    spike = np.abs(xs[:, 1:-1] - (xs[:, :-2] + xs[:, 2:]) * 0.5).max(axis=0)
+    p2p = filt.max(axis=1).astype(np.float64) - filt.min(axis=1).astype(np.float64)
+    r64 = raw.astype(np.float64)
+    hi, lo = r64.max(axis=1, keepdims=True), r64.min(axis=1, keepdims=True)
+    rail = np.maximum(np.count_nonzero(r64 >= hi - rail_mv, axis=1), np.count_nonzero(r64 <= lo + rail_mv, axis=1))
+    return int(np.count_nonzero(spike > spike_mv)), p2p, rail
+
+
+def test_quality_kernels_are_numpy_to_the_bit(records):
+    """The compiled quality sums (elvmass.signal.kernels) give NumPy's numbers on every real record, at
+    100, 500 and 1000 Hz, in float32 and float64, and on a record with pacing spikes and a clipped lead."""
+    from elvmass.signal.kernels import lead_checks
+    from elvmass.signal.quality import PACING_SPIKE_MV, high_frequency_noise_mv, noise_band_exists
+
+    paced = records[0].signal_mv.copy()
+    paced[:, 400::500] += 1.0  # one-sample spikes in every lead
+    paced[2] = np.clip(paced[2], -0.1, 0.1)  # a clipped lead
+    signals = [(r.signal_mv, r.fs_hz) for r in records] + [(paced, 500.0)]
+    n_spiky = n_clipped = 0
+    for raw, fs in signals:
+        for x in (raw, raw.astype(np.float64)):
+            odd = x[:, :-1]  # an odd and an even number of samples after the start-up
+            for y in (x, odd):
+                if noise_band_exists(fs):
+                    assert np.array_equal(high_frequency_noise_mv(y, fs), _reference_noise_mv(y, fs))
+                else:  # 100 Hz: no band above the ECG's to measure
+                    assert np.isnan(high_frequency_noise_mv(y, fs)).all()
+            filt = bandpass_filter(x, fs)
+            step = max(1, int(round(fs / 500.0)))
+            got = lead_checks(x, filt, step, PACING_SPIKE_MV, 1e-6)
+            ref = _reference_lead_checks(x, filt, step, PACING_SPIKE_MV, 1e-6)
+            assert got[0] == ref[0] and np.array_equal(got[1], ref[1]) and np.array_equal(got[2], ref[2])
+            n_spiky += got[0] >= 5
+            n_clipped += int(got[2].max() >= 0.02 * x.shape[1])
+    assert n_spiky >= 2 and n_clipped >= 2  # the paced, clipped copy in both dtypes (and any real ones)
+
+
+def test_unit_gradient_is_numpy_gradient(records):
+    from elvmass.signal.peaks import unit_gradient
+
+    for rec in records:
+        combined = combine_leads(bandpass_filter(rec.signal_mv, rec.fs_hz))
+        for x in (combined, combined[:3], combined[:2]):
+            assert np.array_equal(unit_gradient(x), np.gradient(x))

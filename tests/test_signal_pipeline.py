@@ -319,3 +319,15 @@ def test_flat_stretches_and_record_edges_give_no_beats(shared_data):
     rec = read_ecg(shared_data / "vendor" / "philips-xml" / "ad4d3d80-d165_1-04_converted.xml")
     a = analyze_ecg(rec)
     assert a.r_peaks_s.size == 7 and abs(a.measured["hr_bpm"] - rec.measurements.hr_bpm) <= 1.0
+
+
+def test_a_100_hz_record_is_analysed_with_noise_not_checked(shared_data):
+    """PTB-XL's 100-Hz copies (records100) have no band above the ECG's 40 Hz to measure noise in (Nyquist
+    50 Hz): the analysis says so with ``noise_not_checked`` (not blocking) instead of failing to design the
+    noise filter, as it did, and the same ECG at 500 Hz keeps its measurements."""
+    lo = analyze_ecg(read_ecg(shared_data / "ptbxl-sample/records100/00000/00136_lr"))
+    hi = analyze_ecg(read_ecg(shared_data / "ptbxl-sample/records500/00000/00136_hr"))
+    assert lo.fs_hz == 100.0 and "noise_not_checked" in lo.flags and "pacing_not_checked" in lo.flags
+    assert lo.usable and "noise_not_checked" not in hi.flags
+    assert abs(lo.measured["hr_bpm"] - hi.measured["hr_bpm"]) < 1.0
+    assert abs(lo.measured["r_axis_deg"] - hi.measured["r_axis_deg"]) <= 10.0

@@ -2,8 +2,8 @@
 
 Second-order sections (and their steady-state initial conditions) are designed once per (rate, band) and
 cached, so filtering a cohort costs only the filtering itself. The forward-backward pass gives exactly
-``scipy.signal.sosfiltfilt``'s result (odd extension of 1 s at each end, steady-state start, float64)
-with one working buffer for all leads instead of scipy's chain of copies.
+``scipy.signal.sosfiltfilt``'s result (odd extension of 1 s at each end, steady-state start, float64),
+all leads at once in compiled code (:mod:`elvmass.signal.kernels`).
 
     >>> import numpy as np
     >>> from elvmass.signal import bandpass_filter
@@ -17,12 +17,13 @@ with one working buffer for all leads instead of scipy's chain of copies.
 
 from __future__ import annotations
 
-import threading
 import warnings
 from functools import lru_cache
 
 import numpy as np
 from scipy import signal as _sps
+
+from elvmass.signal.kernels import sosfiltfilt_rows
 
 #: Butterworth order per pass (doubled by forward-backward filtering).
 FILTER_ORDER = 2
@@ -59,73 +60,12 @@ def _band_sos_zi(fs_hz: float, low_hz: float, high_hz: float, notch_hz: float | 
     return sos, zi
 
 
-try:  # scipy's in-place section filter (what scipy.signal.sosfilt calls after copying its input)
-    from scipy.signal._sosfilt import _sosfilt as _sosfilt_inplace
-except ImportError:  # pragma: no cover - a future scipy without it: the public function, with its copies
-    _sosfilt_inplace = None
-
-_WORK = threading.local()
-
-
-def _work_buffer(name: str, shape: tuple[int, int], dtype=np.complex128) -> np.ndarray:
-    """A per-thread scratch array reused across calls: filtering a cohort then touches the same memory for
-    every ECG instead of mapping fresh pages for each temporary (which costs as much as the filtering
-    itself on some systems)."""
-    buf = getattr(_WORK, name, None)
-    size = shape[0] * shape[1]
-    if buf is None or buf.size < size or buf.dtype != dtype:
-        buf = np.empty(max(size, 6 * 12000), dtype=dtype)
-        setattr(_WORK, name, buf)
-    return buf[:size].reshape(shape)
-
-
-def _sosfilt_rows(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> None:
-    """Filter every row of the C-contiguous ``x`` in place, starting from states ``zi`` (sections, rows, 2)."""
-    if _sosfilt_inplace is not None:
-        _sosfilt_inplace(sos, x, np.ascontiguousarray(zi.transpose(1, 0, 2)))
-    else:  # pragma: no cover
-        x[...], _ = _sps.sosfilt(sos, x, axis=-1, zi=zi)
-
-
-@lru_cache(maxsize=64)
-def _complex_sos(sos_bytes: bytes, shape: tuple[int, int]) -> np.ndarray:
-    return np.frombuffer(sos_bytes, dtype=np.float64).reshape(shape).astype(np.complex128)
-
-
 def filtfilt_sos(sos: np.ndarray, zi: np.ndarray, x: np.ndarray, padlen: int) -> np.ndarray:
     """``scipy.signal.sosfiltfilt(sos, x, axis=-1, padtype="odd", padlen=padlen)`` on (leads, n), returned as
-    float32: bit for bit the float32 cast of scipy's float64 result.
-
-    Leads travel in pairs as the real and imaginary parts of one complex signal: with real coefficients
-    each part is filtered exactly as on its own (every product with a zero imaginary part is exact), and
-    the two interleaved recursions keep the processor busy where one leaves it waiting on the previous
-    sample - a third less time for the recursive filter, which dominates. Scratch buffers are reused.
-    """
-    rows, n = x.shape
-    pairs = (rows + 1) // 2
-    m = n + 2 * padlen
-    ext = _work_buffer("ext", (pairs, m))
-    parts = ext.view(np.float64).reshape(pairs, m, 2)
-    mid = parts[:, padlen : padlen + n]
-    mid[:, :, 0] = x[:pairs]
-    mid[:rows - pairs, :, 1] = x[pairs:]  # float64 copy of the input (exact for float32 input)
-    if rows % 2:
-        mid[-1, :, 1] = 0.0
-    if padlen:
-        # odd extension: 2*x[0] - x[padlen:0:-1] before, 2*x[-1] - x[-2:-padlen-2:-1] after
-        c = ext[:, padlen : padlen + n]
-        np.subtract(2 * c[:, :1], c[:, padlen:0:-1], out=ext[:, :padlen])
-        np.subtract(2 * c[:, -1:], c[:, -2 : -padlen - 2 : -1], out=ext[:, padlen + n :])
-    csos = _complex_sos(np.ascontiguousarray(sos, dtype=np.float64).tobytes(), sos.shape)
-    _sosfilt_rows(csos, ext, zi * ext[:, :1])
-    back = _work_buffer("back", (pairs, m))
-    back[...] = ext[:, ::-1]
-    _sosfilt_rows(csos, back, zi * back[:, :1])
-    out = np.empty((rows, n), dtype=np.float32)
-    kept = back[:, m - padlen - 1 : padlen - 1 if padlen else None : -1]  # the record, forward in time
-    out[:pairs] = kept.real
-    out[pairs:] = kept.imag[: rows - pairs]
-    return out
+    float32: bit for bit the float32 cast of scipy's float64 result (``zi``: the sections' unit-step
+    states). The leads run side by side through compiled sections
+    (:func:`elvmass.signal.kernels.sosfiltfilt_rows`), 4x faster than scipy's one lead after another."""
+    return sosfiltfilt_rows(sos, zi.reshape(-1, 2), x, padlen)
 
 
 def bandpass_filter(

@@ -13,6 +13,8 @@ Flags (strings; per-lead ones carry the lead name):
 - ``flat_lead:<lead>``: peak-to-peak of the band-passed lead < 0.05 mV;
 - ``saturated_lead:<lead>``: >= 2 % of samples sit at the lead's extreme value (clipping);
 - ``noisy_lead:<lead>``: noise between 40 and 100 Hz > 0.012 mV RMS (see :func:`high_frequency_noise_mv`);
+- ``noise_not_checked``: the rate is too low to hold that band (100 Hz: Nyquist 50 Hz, the band would end
+  at 40 Hz; not blocking: the user is told that noise could not be measured, as with pacing);
 - ``excessive_noise``: a noisy lead, or beats that disagree in shape (median QRS correlation < 0.7).
 
 Thresholds were set on the PTB-XL sample (records 1-200): the pacing threshold flags its three
@@ -33,9 +35,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import butter, sosfilt
+from scipy.signal import butter
 
 from elvmass.record import LEADS
+from elvmass.signal.kernels import lead_checks, sosfilt_abs_rows
 
 RR_CV_IRREGULAR = 0.11
 PACING_SPIKE_MV = 0.35
@@ -71,18 +74,29 @@ def high_frequency_noise_mv(raw_mv: np.ndarray, fs_hz: float) -> np.ndarray:
     x = np.asarray(raw_mv)
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)
-    band = sosfilt(_noise_band_sos(float(fs_hz)), x, axis=1)[:, int(0.25 * fs_hz):]
-    if band.shape[1] == 0:
-        return np.zeros(band.shape[0])
-    half = band.shape[1] // 2
-    mag = np.abs(band, out=band)
+    if not noise_band_exists(fs_hz):  # e.g. 100 Hz: nothing above the ECG band to measure
+        return np.full(x.shape[0], np.nan)
+    mag = sosfilt_abs_rows(_noise_band_sos(float(fs_hz)), x, int(0.25 * fs_hz))  # |band| of each lead
+    if mag.shape[1] == 0:
+        return np.zeros(mag.shape[0])
+    half = mag.shape[1] // 2
     return 1.4826 * np.partition(mag, half, axis=1)[:, half].astype(np.float64)
+
+
+def _noise_band_edges(fs_hz: float) -> tuple[float, float]:
+    low, high = NOISE_BAND_HZ
+    return low, min(high, 0.4 * fs_hz)
+
+
+def noise_band_exists(fs_hz: float) -> bool:
+    """False at 100 Hz and below, where the band's upper edge (0.4 x the rate) does not clear its lower edge."""
+    low, high = _noise_band_edges(float(fs_hz))
+    return high > low
 
 
 @lru_cache(maxsize=16)
 def _noise_band_sos(fs_hz: float) -> np.ndarray:
-    low, high = NOISE_BAND_HZ
-    return butter(3, [low, min(high, 0.4 * fs_hz)], btype="bandpass", fs=fs_hz, output="sos")
+    return butter(3, list(_noise_band_edges(fs_hz)), btype="bandpass", fs=fs_hz, output="sos")
 
 
 def assess_quality(
@@ -94,8 +108,8 @@ def assess_quality(
     beat_correlation: float | None = None,
 ) -> tuple[str, ...]:
     """Quality flags of one ECG from its raw and band-passed (12, n) signals and R peaks."""
-    # Arithmetic in float64 as on float64 copies, but without making them: each ufunc below widens its
-    # float32 inputs on the fly, so the flags are the same to the last bit at a fraction of the memory traffic.
+    # Arithmetic in float64 as on float64 copies, but without making them: the kernels widen float32
+    # samples one at a time, so the flags are the same to the last bit at a fraction of the memory traffic.
     raw = np.asarray(raw_mv)
     filt = np.asarray(filtered_mv)
     if raw.dtype not in (np.float32, np.float64) or not np.isfinite(raw.sum(dtype=np.float64)):
@@ -117,21 +131,15 @@ def assess_quality(
     if fs_hz < PACING_MIN_FS_HZ:
         flags.append("pacing_not_checked")
     step = max(1, int(round(fs_hz / 500.0)))
-    xs = raw[:, ::step]
-    t = np.add(xs[:, :-2], xs[:, 2:], dtype=np.float64)
-    t *= 0.5
-    np.subtract(xs[:, 1:-1], t, out=t, dtype=np.float64)
-    spike = np.abs(t, out=t).max(axis=0)
-    if fs_hz >= PACING_MIN_FS_HZ and np.count_nonzero(spike > PACING_SPIKE_MV) >= PACING_MIN_SPIKES:
+    # one compiled pass per signal: spikes (a sample where some lead departs from the mean of its two
+    # neighbours by more than PACING_SPIKE_MV), peak-to-peak, and samples within 1 uV of a lead's extremes
+    n_spikes, p2p, n_rail = lead_checks(raw, filt, step, PACING_SPIKE_MV, 1e-6)
+    if fs_hz >= PACING_MIN_FS_HZ and n_spikes >= PACING_MIN_SPIKES:
         flags.append("pacing_spikes")
-
-    p2p = filt.max(axis=1).astype(np.float64) - filt.min(axis=1).astype(np.float64)
-    hi = raw.max(axis=1, keepdims=True).astype(np.float64)
-    lo = raw.min(axis=1, keepdims=True).astype(np.float64)
-    at_rail = np.maximum(
-        np.count_nonzero(raw >= hi - 1e-6, axis=1), np.count_nonzero(raw <= lo + 1e-6, axis=1)
-    ) / n
+    at_rail = n_rail / n
     hf = high_frequency_noise_mv(raw, fs_hz)
+    if not noise_band_exists(fs_hz):
+        flags.append("noise_not_checked")
     noisy = False
     for i, name in enumerate(LEADS):
         if p2p[i] < FLAT_P2P_MV:
