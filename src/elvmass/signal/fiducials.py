@@ -41,6 +41,7 @@ delineated P wave (P axis) and ST-T (T axis) windows, in degrees in (-180, 180].
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from scipy.signal import find_peaks
@@ -244,6 +245,17 @@ def locate_fiducials(beat_mv: np.ndarray, fs_hz: float, r_index: int, rr_s: floa
     return out
 
 
+@lru_cache(maxsize=512)
+def _line_basis(w: int) -> tuple[np.ndarray, np.ndarray]:
+    """A straight line over ``w`` samples: its basis (2, w) and the least-squares projection (2, w) onto it
+    (the same few widths recur from ECG to ECG, so each is computed once)."""
+    t = np.linspace(-1.0, 1.0, w)
+    basis = np.stack([np.ones(w), t])
+    proj = np.linalg.pinv(basis.T)
+    basis.flags.writeable = proj.flags.writeable = False
+    return basis, proj
+
+
 def p_wave_consistency(filtered_mv: np.ndarray, r_peaks: np.ndarray, template: np.ndarray, r_index: int,
                        p_on: float, p_off: float) -> float:
     """Median over beats of the correlation between each beat's P segment (8 leads, relative to its R
@@ -261,10 +273,7 @@ def p_wave_consistency(filtered_mv: np.ndarray, r_peaks: np.ndarray, template: n
     seg = x[INDEPENDENT][:, idx].transpose(1, 0, 2).astype(np.float64)  # (beats, 8, w)
     # remove each lead's straight line through the segment: a T-wave tail or a QRS upstroke in it is a
     # slope every beat shares, not evidence of a P wave
-    w = b - a + 1
-    t = np.linspace(-1.0, 1.0, w)
-    basis = np.stack([np.ones(w), t])  # (2, w)
-    proj = np.linalg.pinv(basis.T)  # (2, w)
+    basis, proj = _line_basis(b - a + 1)
     seg = seg - np.einsum("bik,kw->biw", np.einsum("biw,kw->bik", seg, proj), basis)
     tpl = np.asarray(template, dtype=np.float64)[INDEPENDENT, r_index + a : r_index + b + 1]
     tpl = tpl - (tpl @ proj.T) @ basis
