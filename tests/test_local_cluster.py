@@ -23,3 +23,32 @@ def test_workers_keep_the_thread_caps_but_not_the_malloc_threshold(monkeypatch):
     finally:
         cluster.close()
     assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # this process's environment is restored
+
+
+def _worker_state():
+    import sys
+
+    return (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS"),
+            "elvmass.archive_worker" in sys.modules, "torch" in sys.modules)
+
+
+def test_archive_workers_are_forked_with_their_imports_done_and_the_same_environment(monkeypatch):
+    """Archive scoring's workers come from a forkserver that imported elvmass.archive_worker (torch, the
+    readers, the compiled kernels) once; they keep the thread caps and lack the malloc threshold even
+    though this process has it set, as spawned workers do."""
+    import multiprocessing
+
+    from dask.distributed import Client
+
+    from elvmass.archive import WORKER_PRELOAD
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - not on Linux
+        return
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    cluster = start_local_cluster(2, preload=WORKER_PRELOAD)
+    try:
+        with Client(cluster) as client:
+            assert list(client.run(_worker_state).values()) == [(None, "1", True, True)] * 2
+    finally:
+        cluster.close()
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"

@@ -46,6 +46,8 @@ COLUMNS: dict[str, str] = {
     "height_cm": "float64", "weight_kg": "float64", "extra_json": "string", "error": "string",
 }
 PART_GLOB = "part-*.parquet"
+#: modules the local workers are forked with, already imported (see :mod:`elvmass.archive_worker`)
+WORKER_PRELOAD = ("elvmass.archive_worker",)
 
 
 @dataclass
@@ -198,6 +200,10 @@ def score_archive(bundle_dir, archive_dir, out, *, workers: int | None = None, s
     if out.is_dir() and any(out.glob(PART_GLOB)) and not resume:
         raise ElvmassError(f"{out}: already holds scores; use --resume to continue, or choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
+    if not scheduler:  # the local workers' imports start now, on the other core, while the archive is walked
+        from elvmass.local_cluster import prepare_local_workers
+
+        prepare_local_workers(WORKER_PRELOAD)
     files = [str(p.relative_to(root)) for p in find_ecg_files(root)]
     n_files = len(files)
     todo, n_skipped, n_copied = files, 0, 0
@@ -233,7 +239,7 @@ def score_archive(bundle_dir, archive_dir, out, *, workers: int | None = None, s
             client = Client(scheduler)
         else:
             n = workers or max(1, min(len(chunks), os.cpu_count() or 1))
-            cluster = start_local_cluster(n)
+            cluster = start_local_cluster(n, preload=WORKER_PRELOAD)
             client = Client(cluster)
         try:
             futures = {client.submit(score_chunk, str(bundle_dir), str(root), c, demographics, max_batch,

@@ -13,10 +13,18 @@ by side took 14.2 s instead of 10.2 s.
 pre-spawn environment minus that variable (the thread caps ``OMP_NUM_THREADS=1`` etc. are kept),
 and leaves the variable out of this process's environment too, where the nanny would otherwise
 write it. A cluster at an address (``--scheduler``) is the user's own and is not touched.
+
+With ``preload`` (archive scoring: :data:`elvmass.archive.WORKER_PRELOAD`) the workers are forked from a
+multiprocessing *forkserver* that imported those modules once, with the same environment, instead of
+being spawned as fresh interpreters that each import them: on this 2-core machine two workers ready to
+score (torch, ``scipy.signal``, numba's kernels loaded) in 2.7 s instead of 2.9 s, and the cluster closed
+in 0.04 s instead of 0.9 s (a forked worker exits without tearing its interpreter down). The forkserver
+serves this process from then on; on a platform without one the workers are spawned as before.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 #: the malloc variables Dask's nanny sets for its workers, left out here (see the module docstring)
@@ -37,21 +45,61 @@ def worker_environment() -> dict:
     return {k: v for k, v in env.items() if k not in MALLOC_VARIABLES}
 
 
-def start_local_cluster(n_workers: int, *, dashboard_address: str | None = None):
+def start_local_cluster(n_workers: int, *, dashboard_address: str | None = None, preload: tuple[str, ...] = ()):
     """A ``LocalCluster`` of ``n_workers`` processes with one thread each and the environment of
-    :func:`worker_environment`; the caller closes it."""
+    :func:`worker_environment` (forked from a forkserver that imported ``preload``, see the module
+    docstring); the caller closes it."""
     import dask
     from dask.distributed import LocalCluster
 
+    env = worker_environment()
+    config = {"distributed.nanny.pre-spawn-environ": env}
     saved = {k: os.environ[k] for k in MALLOC_VARIABLES if k in os.environ}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environment()}):
+    with dask.config.set(config):
         for k in saved:  # an earlier cluster in this process left it here; the workers must not inherit it
             del os.environ[k]
         try:
-            return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                dashboard_address=dashboard_address, silence_logs=40)
+            method = "spawn"
+            if preload and prepare_local_workers(preload, env):
+                method = "forkserver"
+            with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+                return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                    dashboard_address=dashboard_address, silence_logs=40)
         finally:
             os.environ.update(saved)
 
 
-__all__ = ["MALLOC_VARIABLES", "start_local_cluster", "worker_environment"]
+def prepare_local_workers(preload: tuple[str, ...], env: dict | None = None) -> bool:
+    """Start this process's forkserver (once) importing ``preload``, and return at once (False where the
+    platform has none). Called early (:func:`elvmass.archive.score_archive` does it before walking the
+    archive), the server's imports run on the other core while this process gets on with its own work.
+
+    The server starts with ``env`` (default :func:`worker_environment`) set: the variables Dask's nanny
+    would set before spawning a worker (thread caps) must be in place before the server imports numpy
+    and torch, since the workers inherit the server's state, not this process's."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    _start_forkserver(("distributed", *preload), worker_environment() if env is None else env)
+    return True
+
+
+def _start_forkserver(preload: tuple[str, ...], env: dict) -> None:
+    from multiprocessing import forkserver
+
+    # once running, the server keeps its first preload (later calls only check it is alive)
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(preload))
+    before = {k: os.environ.get(k) for k in (*env, *MALLOC_VARIABLES)}
+    for k in MALLOC_VARIABLES:
+        os.environ.pop(k, None)
+    os.environ.update({k: str(v) for k, v in env.items()})
+    try:
+        forkserver.ensure_running()
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+__all__ = ["MALLOC_VARIABLES", "prepare_local_workers", "start_local_cluster", "worker_environment"]

@@ -205,4 +205,18 @@ def lead_checks(raw_mv: np.ndarray, filtered_mv: np.ndarray, step: int, spike_mv
     return spikes, p2p, _rail_counts(raw, hi, lo, float(rail_mv))
 
 
-__all__ = ["lead_checks", "sosfilt_abs_rows", "sosfiltfilt_rows"]
+def warm_up() -> None:
+    """Compile (or load from the cache) every kernel for float32 and float64 input, so that processes
+    forked from this one (archive workers, see :mod:`elvmass.archive_worker`) start with them ready."""
+    from scipy.signal import butter, sosfilt_zi
+
+    sos = butter(2, [0.5, 40.0], btype="bandpass", fs=500.0, output="sos")
+    for dtype in (np.float32, np.float64):
+        x = np.zeros((2, 64), dtype=dtype)
+        sosfiltfilt_rows(sos, sosfilt_zi(sos), x, 16)
+        sosfilt_abs_rows(sos, x, 4)
+        lead_checks(x, x.astype(np.float32), 1, 1.0, 1e-6)
+        lead_checks(x, x.astype(np.float32), 2, 1.0, 1e-6)
+
+
+__all__ = ["lead_checks", "sosfilt_abs_rows", "sosfiltfilt_rows", "warm_up"]
