@@ -32,6 +32,7 @@ from elvmass.signal.fiducials import (
     p_wave_absent,
 )
 from elvmass.signal.filters import MIN_FILTER_SAMPLES, bandpass_filter
+from elvmass.signal.median import median_1d
 from elvmass.signal.peaks import _peaks_on_combined, combine_leads
 from elvmass.signal.quality import assess_quality, is_blocking
 
@@ -239,7 +240,7 @@ def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: n
         r = int(r_peaks[beat])
         start_s = (r - nb) / fs
         end_s = start_s + config.beat_before_s + config.beat_after_s
-        rr_s = float(np.median(np.diff(r_peaks))) / fs if r_peaks.size >= 2 else None
+        rr_s = median_1d(np.diff(r_peaks)) / fs if r_peaks.size >= 2 else None
         beat_mv, dl_mv, nd = _beat_and_delineation_window(filtered, fs, r_peaks, r, config)
         if fiducials_fn is None:
             fid = locate_fiducials(dl_mv, fs, nd, rr_s)

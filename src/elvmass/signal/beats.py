@@ -30,6 +30,7 @@ from elvmass.errors import ElvmassError
 from elvmass.record import ECGRecord
 from elvmass.signal.config import SignalConfig
 from elvmass.signal.filters import bandpass_filter
+from elvmass.signal.median import median_1d
 from elvmass.signal.peaks import detect_r_peaks
 
 #: correlation with the record's median QRS above which a beat counts as typical when choosing one.
@@ -147,7 +148,7 @@ def _choose_beat(filtered_mv, fs_hz, r_peaks, before_s, after_s) -> tuple[int, f
     median_corr = None
     if cand.size >= 3:
         corr = beat_correlations(x, fs_hz, r_peaks, cand)
-        median_corr = float(np.median(corr))
+        median_corr = median_1d(corr)
         typical = corr >= TYPICAL_BEAT_CORR
         if typical.any():
             order = order[typical[order]]

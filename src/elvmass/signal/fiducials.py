@@ -47,6 +47,7 @@ import numpy as np
 from scipy.signal import find_peaks
 
 from elvmass.record import LEAD_INDEX
+from elvmass.signal.median import median_1d
 
 INDEPENDENT = np.array([0, 1, 6, 7, 8, 9, 10, 11])
 QRS_ON_FRACTION = 0.03
@@ -279,7 +280,7 @@ def p_wave_consistency(filtered_mv: np.ndarray, r_peaks: np.ndarray, template: n
     tpl = tpl - (tpl @ proj.T) @ basis
     num = np.einsum("bij,ij->b", seg, tpl)
     den = np.sqrt(np.einsum("bij,bij->b", seg, seg) * np.einsum("ij,ij->", tpl, tpl)) + 1e-12
-    return float(np.median(num / den))
+    return median_1d(num / den)
 
 
 def p_wave_absent(filtered_mv: np.ndarray, fs_hz: float, r_peaks: np.ndarray, template: np.ndarray, r_index: int,
@@ -297,7 +298,7 @@ def p_wave_absent(filtered_mv: np.ndarray, fs_hz: float, r_peaks: np.ndarray, te
     if not math.isfinite(c):
         return None
     rr = np.diff(np.asarray(r_peaks, dtype=np.float64))
-    drr = float(np.median(np.abs(np.diff(rr))) / rr.mean()) if rr.size >= 3 else 0.0
+    drr = median_1d(np.abs(np.diff(rr))) / float(rr.mean()) if rr.size >= 3 else 0.0
     if c < P_CONSISTENCY_MIN or (drr > P_IRREGULAR_DRR and c < P_CONSISTENCY_IRREGULAR):
         return "not_locked_to_qrs"
     return None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from elvmass.signal.filters import bandpass_filter
+from elvmass.signal.median import median_1d
 
 #: the 8 independent leads (I, II, V1..V6); III, aVR, aVL, aVF are linear combinations of I and II.
 INDEPENDENT_LEADS = (0, 1, 6, 7, 8, 9, 10, 11)
@@ -186,7 +187,7 @@ def reject_false_detections(combined: np.ndarray, peaks: np.ndarray, fs_hz: floa
     idx = np.clip(peaks[:, None] + np.arange(-half, half + 1)[None, :], 0, slope.size - 1)
     max_slope = slope[idx].max(axis=1)
     if peaks.size >= 3:
-        steep = max_slope >= MIN_SLOPE_RATIO * np.median(max_slope)
+        steep = max_slope >= MIN_SLOPE_RATIO * median_1d(max_slope)
         peaks, max_slope = peaks[steep], max_slope[steep]
     if peaks.size < 2 or not np.any(np.diff(peaks) < window):
         return peaks
