@@ -7,8 +7,9 @@ On the bundled PTB-XL record 136 (a normal ECG of a 52-year-old man, 500 Hz, no 
     >>> a = analyze_ecg(read_ecg(example_ecg_path()))
     >>> a.view.shape, a.usable, a.flags
     ((12, 225), True, ())
-    >>> round(a.measured["hr_bpm"]), a.measured["qrs_ms"], a.measured["pr_ms"], a.measured["qt_ms"], a.measured["r_axis_deg"]
-    (67, 72.0, 202.0, 386.0, 55.0)
+    >>> m = {k: round(v, 1) for k, v in a.measured.items()}
+    >>> round(m["hr_bpm"]), m["qrs_ms"], m["pr_ms"], m["qt_ms"], m["r_axis_deg"]
+    (67, 70.4, 203.6, 384.4, 54.9)
 """
 
 from __future__ import annotations
