@@ -177,7 +177,7 @@ def beat_positions(r_peak: float, fs_hz: float, config: SignalConfig) -> np.ndar
 def median_template(
     filtered_mv: np.ndarray, fs_hz: float, r_peaks: np.ndarray, before_s: float, after_s: float
 ) -> np.ndarray:
-    """The median of all complete R-aligned beats at the record's own rate, (12, W) float64."""
+    """The median of all complete R-aligned beats at the record's own rate, (12, W) in the signal's dtype."""
     x = np.asarray(filtered_mv)
     cand = complete_beats(r_peaks, x.shape[-1], fs_hz, before_s, after_s)
     if cand.size == 0:

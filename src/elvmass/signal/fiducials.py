@@ -1,8 +1,9 @@
 """Fiducial points of one beat from all leads at once, and the measurements that follow from them.
 
 Global fiducials across leads are far more accurate than any one lead's: a lead whose QRS vector is
-perpendicular to it shows a late, small onset. Everything works on multi-lead curves of the band-passed
-median beat, using the 8 independent leads (I, II, V1-V6), in a *delineation window* wider than the
+perpendicular to it shows a late, small onset. Everything works on the band-passed median beat, on
+multi-lead curves of the 8 independent leads (I, II, V1-V6) or, for QRS onset, on the per-lead onsets of
+the clearly deflecting leads combined into one, in a *delineation window* wider than the
 model's beat window (``DELINEATION_BEFORE_S`` .. ``DELINEATION_AFTER_S`` around the R peak) so a P wave
 far before the QRS (first-degree AV block) is still inside it; every search is bounded by the RR interval
 so it never runs into the neighbouring beat.
