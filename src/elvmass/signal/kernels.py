@@ -189,8 +189,8 @@ def _rail_counts(raw, hi, lo, rail_mv):
 
 def lead_checks(raw_mv: np.ndarray, filtered_mv: np.ndarray, step: int, spike_mv: float,
                 rail_mv: float) -> tuple[int, np.ndarray, np.ndarray]:
-    """The per-lead sums of :func:`elvmass.signal.quality.assess_quality`, in one pass over each signal
-    (``raw_mv`` finite, both (leads, n)): the number of samples of ``raw_mv[:, ::step]`` where some lead
+    """The per-lead sums of :func:`elvmass.signal.quality.assess_quality`, without NumPy's float64
+    temporaries (``raw_mv`` finite, both (leads, n)): the number of samples of ``raw_mv[:, ::step]`` where some lead
     departs from the mean of its two neighbours by more than ``spike_mv`` (a pacing spike), each lead's
     peak-to-peak of ``filtered_mv``, and each lead's count of samples within ``rail_mv`` of its own maximum
     or of its minimum, whichever is larger (clipping). Float64 arithmetic as NumPy's on widened inputs."""
