@@ -106,7 +106,7 @@ def test_non_utf8_file_name_through_inspect_and_cohort_build(shared_data, tmp_pa
 
 @pytest.mark.slow
 def test_non_utf8_file_name_through_predict_out(shared_data, tmp_path, monkeypatch):
-    from elvmass.bundle import train_bundle
+    from elvmass.experiments.final import train_bundle
     from elvmass.cohort import build_cohort, write_manifest
     from elvmass.synth import SynthConfig, generate_cohort
 
