@@ -53,9 +53,8 @@ def start_local_cluster(n_workers: int, *, dashboard_address: str | None = None,
     from dask.distributed import LocalCluster
 
     env = worker_environment()
-    config = {"distributed.nanny.pre-spawn-environ": env}
     saved = {k: os.environ[k] for k in MALLOC_VARIABLES if k in os.environ}
-    with dask.config.set(config):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
         for k in saved:  # an earlier cluster in this process left it here; the workers must not inherit it
             del os.environ[k]
         try:

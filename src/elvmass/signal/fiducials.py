@@ -221,7 +221,8 @@ def _qrs_onset_across_leads(x: np.ndarray, fs_hz: float, lo: int, hi: int, hold:
 
 
 def qrs_bounds(beat_mv: np.ndarray, fs_hz: float, r_index: int) -> tuple[float, float]:
-    """QRS onset and offset (samples) of a (12, W) band-passed beat from its spatial velocity."""
+    """QRS onset (from the per-lead onsets, :func:`_qrs_onset_across_leads`) and offset (from the spatial
+    velocity), in samples, of a (12, W) band-passed beat."""
     x = np.asarray(beat_mv, dtype=np.float64)
     n = x.shape[1]
     ms = fs_hz / 1000.0

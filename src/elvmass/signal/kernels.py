@@ -50,32 +50,17 @@ def _jit(fn):
 
 
 @_jit
-def _sections_forward(sos, y, z0, z1):
-    """Filter the time-major ``y`` (m, rows) in place, forward in time, section by section, from the
-    states ``z0``/``z1`` (sections, rows), which are overwritten."""
+def _sections(sos, y, z0, z1, backward):
+    """Filter the time-major ``y`` (m, rows) in place, section by section, forward in time or (the second
+    pass of a zero-phase filter) backward, from the states ``z0``/``z1`` (sections, rows), which are
+    overwritten."""
     m, rows = y.shape
+    first, stop, step = (m - 1, -1, -1) if backward else (0, m, 1)
     for s in range(sos.shape[0]):
         b0, b1, b2, a1, a2 = sos[s, 0], sos[s, 1], sos[s, 2], sos[s, 4], sos[s, 5]
         za = z0[s]
         zb = z1[s]
-        for t in range(m):
-            for r in range(rows):
-                xc = y[t, r]
-                yc = b0 * xc + za[r]
-                za[r] = b1 * xc - a1 * yc + zb[r]
-                zb[r] = b2 * xc - a2 * yc
-                y[t, r] = yc
-
-
-@_jit
-def _sections_backward(sos, y, z0, z1):
-    """As :func:`_sections_forward`, backward in time (the second pass of a zero-phase filter)."""
-    m, rows = y.shape
-    for s in range(sos.shape[0]):
-        b0, b1, b2, a1, a2 = sos[s, 0], sos[s, 1], sos[s, 2], sos[s, 4], sos[s, 5]
-        za = z0[s]
-        zb = z1[s]
-        for t in range(m - 1, -1, -1):
+        for t in range(first, stop, step):
             for r in range(rows):
                 xc = y[t, r]
                 yc = b0 * xc + za[r]
@@ -103,12 +88,12 @@ def _filtfilt(sos, zi, x, padlen):
         for r in range(rows):
             z0[s, r] = zi[s, 0] * ext[0, r]
             z1[s, r] = zi[s, 1] * ext[0, r]
-    _sections_forward(sos, ext, z0, z1)
+    _sections(sos, ext, z0, z1, False)
     for s in range(ns):  # and for the backward pass at the forward pass's last sample
         for r in range(rows):
             z0[s, r] = zi[s, 0] * ext[m - 1, r]
             z1[s, r] = zi[s, 1] * ext[m - 1, r]
-    _sections_backward(sos, ext, z0, z1)
+    _sections(sos, ext, z0, z1, True)
     out = np.empty((rows, n), dtype=np.float32)
     for r in range(rows):
         for t in range(n):
@@ -137,7 +122,7 @@ def _sosfilt_abs(sos, x, skip):
     ns = sos.shape[0]
     z0 = np.zeros((ns, rows))
     z1 = np.zeros((ns, rows))
-    _sections_forward(sos, y, z0, z1)
+    _sections(sos, y, z0, z1, False)
     out = np.empty((rows, n - skip))
     for r in range(rows):
         for t in range(skip, n):
