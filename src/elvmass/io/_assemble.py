@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from elvmass.errors import ECGReadError, path_text
+from elvmass.median import median_1d
 from elvmass.record import LEADS, MAX_FS_HZ, MIN_FS_HZ, ECGRecord, derive_limb_leads, resample_signal
 
 #: A lead whose whole-record peak-to-peak amplitude is below this (mV) is called flat.
@@ -262,7 +263,7 @@ def _amplitude_surely_plausible(signal_mv: np.ndarray, ptp: np.ndarray, live: np
     n = signal_mv.shape[1]
     if n < 2 or not live.any():
         return False
-    if _median(ptp[live].tolist()) > MAX_PLAUSIBLE_PTP_MV * (1 - 1e-6):
+    if median_1d(ptp[live]) > MAX_PLAUSIBLE_PTP_MV * (1 - 1e-6):
         return False
     x = (signal_mv if live.all() else signal_mv[live])[:, ::4]
     virtual = (n - 1) * np.true_divide(np.asarray([1, 99]), 100)
@@ -273,13 +274,6 @@ def _amplitude_surely_plausible(signal_mv: np.ndarray, ptp: np.ndarray, live: np
     low = np.count_nonzero(x <= mean - half, axis=1) >= need_low
     high = np.count_nonzero(x >= mean + half, axis=1) >= need_high
     return 2 * int(np.count_nonzero(low & high)) > x.shape[0]  # most leads (so the median) exceed 20.1 uV
-
-
-def _median(values: list[float]) -> float:
-    """Median of a short list, as ``np.median`` computes it (mean of the two middle values)."""
-    v = sorted(values)
-    k = len(v)
-    return v[k // 2] if k % 2 else (v[k // 2 - 1] + v[k // 2]) / 2.0
 
 
 def quality_flags(signal_mv: np.ndarray, fs_hz: float) -> list[str]:

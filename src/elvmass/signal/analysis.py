@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from elvmass.median import median_1d
 from elvmass.record import DeviceMeasurements, ECGRecord
 from elvmass.signal.beats import NoBeatError, _choose_beat, complete_beats, median_template, view_and_span
 from elvmass.signal.config import SignalConfig
@@ -33,7 +34,6 @@ from elvmass.signal.fiducials import (
     p_wave_absent,
 )
 from elvmass.signal.filters import MIN_FILTER_SAMPLES, bandpass_filter
-from elvmass.signal.median import median_1d
 from elvmass.signal.peaks import _peaks_on_combined, combine_leads
 from elvmass.signal.quality import assess_quality, is_blocking
 

@@ -27,10 +27,10 @@ from functools import lru_cache
 import numpy as np
 
 from elvmass.errors import ElvmassError
+from elvmass.median import median_1d
 from elvmass.record import ECGRecord
 from elvmass.signal.config import SignalConfig
 from elvmass.signal.filters import bandpass_filter
-from elvmass.signal.median import median_1d
 from elvmass.signal.peaks import detect_r_peaks
 
 #: correlation with the record's median QRS above which a beat counts as typical when choosing one.

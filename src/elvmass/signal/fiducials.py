@@ -51,8 +51,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import find_peaks
 
+from elvmass.median import median_1d
 from elvmass.record import LEAD_INDEX
-from elvmass.signal.median import median_1d
 
 INDEPENDENT = np.array([0, 1, 6, 7, 8, 9, 10, 11])
 QRS_ON_FRACTION = 0.03

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from elvmass.median import median_1d
 from elvmass.signal.filters import bandpass_filter
-from elvmass.signal.median import median_1d
 
 #: the 8 independent leads (I, II, V1..V6); III, aVR, aVL, aVF are linear combinations of I and II.
 INDEPENDENT_LEADS = (0, 1, 6, 7, 8, 9, 10, 11)

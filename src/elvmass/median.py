@@ -1,7 +1,8 @@
 """The median of a short 1-D array, as ``np.median`` gives it, without its per-call cost.
 
 An ECG's analysis takes a handful of medians of a dozen values (RR intervals, beat correlations, QRS
-slopes, P-wave correlations); ``np.median`` spends ~25 us on each in bookkeeping. :func:`median_1d`
+slopes, P-wave correlations), and reading a record one more (its leads' peak-to-peak amplitudes, in
+``elvmass.io._assemble``); ``np.median`` spends ~25 us on each in bookkeeping. :func:`median_1d`
 returns the same number (the middle value, or the mean of the two middle values computed as
 ``(a + b) / 2`` in float64, NaN when any value is NaN) from a sorted list.
 
