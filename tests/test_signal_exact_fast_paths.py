@@ -131,3 +131,14 @@ def test_unit_gradient_is_numpy_gradient(records):
         combined = combine_leads(bandpass_filter(rec.signal_mv, rec.fs_hz))
         for x in (combined, combined[:3], combined[:2]):
             assert np.array_equal(unit_gradient(x), np.gradient(x))
+
+
+def test_median_1d_is_numpy_median():
+    from elvmass.median import median_1d
+
+    rng = np.random.default_rng(5)
+    for n in range(1, 70):
+        for dtype in (np.float64, np.float32, np.int64):
+            x = (rng.normal(size=n) * 100).astype(dtype)
+            assert median_1d(x) == float(np.median(x)), (n, dtype)
+    assert np.isnan(median_1d(np.array([1.0, np.nan, 3.0])))
