@@ -87,7 +87,9 @@ def test_archive_scoring_then_resume_after_a_cut(trained_bundle, archive, tmp_pa
 
     # a run cut off part-way: only some parts were written (and a temporary of an unfinished one was left)
     parts = sorted(out.glob("part-*.parquet"))
-    assert len(parts) == -(-len(files) // 4)
+    from elvmass.archive import split_chunks
+
+    assert len(parts) == len(split_chunks(files, 4))  # a part per chunk (the last ones smaller)
     for p in parts[1::2]:
         p.unlink()
     (out / ".tmp-abc.parquet").write_bytes(b"half a file")
@@ -142,3 +144,19 @@ def test_a_bundle_the_workers_cannot_load_stops_the_run_with_one_line(trained_bu
     assert res.exit_code == 1, res.output
     assert "cannot load model" in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert not list(out.glob("part-*.parquet"))
+
+
+@pytest.mark.parametrize("n_files, chunk_size", [(0, 200), (1, 200), (799, 200), (800, 200), (10_000, 200),
+                                                 (10_037, 200), (9, 4), (9, 3), (5, 1)])
+def test_chunks_cover_every_file_once_in_order_and_shrink_at_the_end(n_files, chunk_size):
+    from elvmass.archive import TAIL_CHUNKS, split_chunks
+
+    files = [f"f{i}.xml" for i in range(n_files)]
+    chunks = split_chunks(files, chunk_size)
+    assert [f for c in chunks for f in c] == files
+    assert all(0 < len(c) <= chunk_size for c in chunks)
+    small = max(1, chunk_size // 4)
+    tail = TAIL_CHUNKS * chunk_size
+    if n_files >= tail + chunk_size and small < chunk_size:  # full chunks, then only small ones at the end
+        assert len(chunks[0]) == chunk_size
+        assert all(len(c) == small for c in chunks[-(tail // small):])

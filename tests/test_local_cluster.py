@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from elvmass.local_cluster import start_local_cluster
 
 
@@ -52,3 +54,25 @@ def test_archive_workers_are_forked_with_their_imports_done_and_the_same_environ
     finally:
         cluster.close()
     assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"
+
+
+@pytest.mark.parametrize("user_env", [None, "{'OMP_NUM_THREADS': 2, 'EXTRA_VAR': 'x'}"])
+def test_worker_environment_before_distributed_is_imported_is_the_merged_config(user_env):
+    """Read from distributed's yaml before its (slow) import, the environment is the one its import merges,
+    a user's own settings (here from a DASK_ variable) over distributed's defaults."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from elvmass.local_cluster import worker_environment as w; a = w(); "
+            "assert 'distributed' not in sys.modules; import distributed; b = w(); print(repr(a)); "
+            "print(repr(b)); sys.exit(a != b)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    if user_env:
+        env["DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON"] = user_env
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    first = eval(res.stdout.splitlines()[0])  # noqa: S307 - our own repr of a dict
+    assert "MALLOC_TRIM_THRESHOLD_" not in first
+    assert first["OMP_NUM_THREADS"] == (2 if user_env else 1)
+    assert ("EXTRA_VAR" in first) == bool(user_env)

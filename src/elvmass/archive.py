@@ -129,6 +129,20 @@ def _worker_bundle(bundle_dir: str):
     return _BUNDLES[key]
 
 
+def _file_bytes(path: Path) -> bytes | None:
+    """A single file's bytes within the reader's size limit, or None (a WFDB record of two files, a file
+    too large or unreadable: :func:`content_hash` and the reader then see the file themselves)."""
+    from elvmass.errors import ECGReadError
+    from elvmass.io import guard
+
+    if path.suffix.lower() in (".hea", ".dat", ".mat"):
+        return None
+    try:
+        return guard.read_limited(path)
+    except (ECGReadError, OSError):
+        return None
+
+
 def score_chunk(bundle_dir: str, root: str, rel_paths: list[str], demographics: dict | None = None,
                 max_batch: int | None = None) -> pd.DataFrame:
     """Score one chunk of files (paths relative to ``root``): one row per file, errors as rows."""
@@ -137,19 +151,23 @@ def score_chunk(bundle_dir: str, root: str, rel_paths: list[str], demographics: 
 
     bundle = _worker_bundle(bundle_dir)
     rootp = Path(root)
-    digests = [content_hash(rootp / r) for r in rel_paths]
-    jobs = [{"record": rootp / r, "path": r, **(demographics or {})} for r in rel_paths]
+    jobs, digests, formats = [], [], []
+    for r in rel_paths:
+        data = _file_bytes(rootp / r)  # read once: hashed, sniffed and parsed from the same bytes
+        digests.append(content_hash(rootp / r) if data is None else hashlib.sha256(data).hexdigest())
+        try:
+            formats.append(detect_format(rootp / r, head=data))
+        except Exception:  # noqa: BLE001 - the reader gives the error row
+            formats.append(None)
+        jobs.append({"record": rootp / r, "path": r, "data": data, **(demographics or {})})
     try:
         results = predict_records(bundle, jobs, max_batch=max_batch)
     except Exception as exc:  # noqa: BLE001 - never a stopped job: the whole chunk becomes error rows
         results = [exc] * len(jobs)
     rows = []
-    for r, digest, res in zip(rel_paths, digests, results):
+    for r, digest, fmt, res in zip(rel_paths, digests, formats, results):
         row = _row(r, digest, res)
-        try:
-            row["format"] = detect_format(rootp / r)
-        except Exception:  # noqa: BLE001
-            row["format"] = None
+        row["format"] = fmt
         rows.append(row)
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
@@ -175,6 +193,25 @@ def _write_part(out: Path, name: str, frame: pd.DataFrame) -> Path:
 
     table = pa.Table.from_pandas(frame, schema=_schema(), preserve_index=False)
     return atomic_write(out / name, lambda tmp: pq.write_table(table, tmp))
+
+
+#: the last ``TAIL_CHUNKS`` full chunks' worth of files go out in chunks a quarter the size, so the workers
+#: finish within a small chunk of each other instead of one idling while the other scores a last full one
+TAIL_CHUNKS = 4
+
+
+def split_chunks(files: list, chunk_size: int) -> list[list]:
+    """``files`` in order, in chunks of ``chunk_size``, except that the last ``TAIL_CHUNKS * chunk_size``
+    files come in chunks of a quarter of it (tasks run in the order they are submitted).
+
+    >>> [len(c) for c in split_chunks(list(range(1030)), 100)]
+    [100, 100, 100, 100, 100, 100, 30, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25]
+    """
+    size = max(1, int(chunk_size))
+    small = max(1, size // 4)
+    head = max(0, len(files) - TAIL_CHUNKS * size) if small < size else len(files)
+    return ([files[i:min(i + size, head)] for i in range(0, head, size)]
+            + [files[i:i + small] for i in range(head, len(files), small)])
 
 
 def score_archive(bundle_dir, archive_dir, out, *, workers: int | None = None, scheduler: str | None = None,
@@ -226,7 +263,7 @@ def score_archive(bundle_dir, archive_dir, out, *, workers: int | None = None, s
         if copies:
             n_copied = len(copies)
             _write_part(out, f"part-{uuid.uuid4().hex[:8]}-copies.parquet", pd.DataFrame(copies, columns=list(COLUMNS)))
-    chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), max(1, chunk_size))]
+    chunks = split_chunks(todo, chunk_size)
     run = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     n_scored = n_errors = 0
     if chunks:

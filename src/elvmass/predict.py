@@ -513,8 +513,9 @@ class BatchingBundle:
 def predict_records(bundle, jobs, *, max_batch: int = 64) -> list:
     """Predict many records, batching the model calls: a Prediction or an ECGReadError per job, in order.
 
-    Each job is a dict with ``record`` (an ECGRecord, or a path to read) and optionally ``path`` and the
-    demographics keywords of :func:`predict_record`. Every ECG is read and analysed in turn, then each
+    Each job is a dict with ``record`` (an ECGRecord, or a path to read; ``data``: its bytes, when read
+    already, see :func:`elvmass.io.read_ecg`) and optionally ``path`` and the demographics keywords of
+    :func:`predict_record`. Every ECG is read and analysed in turn, then each
     network model runs once per ``max_batch`` of its ECGs (``None``: once for all of them). Gives the
     predictions of :func:`predict_record` one by one, to float32 rounding of a batched network call
     (``tests/test_predict_batched.py``).
@@ -530,11 +531,12 @@ def predict_records(bundle, jobs, *, max_batch: int = 64) -> list:
         path = job.pop("path", None)
         force_sex = bool(job.pop("force_sex", False))
         fs_hz = job.pop("fs_hz", None)
+        data = job.pop("data", None)
         try:
             given = check_demographics(**job)
             if not isinstance(rec, ECGRecord):
                 path = path or str(rec)
-                rec = read_ecg(rec, fs_hz=fs_hz)
+                rec = read_ecg(rec, fs_hz=fs_hz, data=data)
             prep = _prepare(bundle, rec, path=path, given=given, force_sex=force_sex)
             if prep.lvm_g is not None:
                 results[i] = _finish(bundle, prep, prep.lvm_g)

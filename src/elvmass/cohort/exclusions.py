@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from elvmass.cohort.device import _in_range
 from elvmass.cohort.schema import _fmt_num, _is_missing
@@ -111,6 +112,18 @@ def current_statement_text(statement: str) -> str:
     return text.strip()
 
 
+@lru_cache(maxsize=8192)
+def _statement_rules(statement: str) -> frozenset[str]:
+    """The keys of the statement rules one statement affirms (its current part, not negated). Carts word
+    their statements from a fixed library, so an archive repeats the same few hundred strings: each is
+    matched once per process."""
+    text = current_statement_text(statement)
+    if not text:
+        return frozenset()
+    return frozenset(r.key for r in EXCLUSION_RULES if r.kind == "statement"
+                     and any(_affirmed_match(rx, text) for rx in _COMPILED[r.key]))
+
+
 def classify_exclusion(statements: Iterable[str] | str | None, qrs_ms=None, sex=None) -> tuple[str, str] | None:
     """The first :data:`EXCLUSION_RULES` rule an ECG meets as ``(key, evidence)``, or None.
 
@@ -131,12 +144,12 @@ def classify_exclusion(statements: Iterable[str] | str | None, qrs_ms=None, sex=
         statements = ()
     elif isinstance(statements, str):
         statements = [s for s in statements.split("\n")]
-    current = [(s, current_statement_text(s)) for s in statements if not _is_missing(s)]
+    current = [(s, _statement_rules(str(s))) for s in statements if not _is_missing(s)]
     q = _in_range("qrs_ms", qrs_ms)
     for rule in EXCLUSION_RULES:
         if rule.kind == "statement":
-            for original, text in current:
-                if text and any(_affirmed_match(rx, text) for rx in _COMPILED[rule.key]):
+            for original, keys in current:
+                if rule.key in keys:
                     return rule.key, f"statement {original.strip()!r}"
         elif rule.kind == "qrs":
             if q is not None and q >= rule.min_qrs_ms:

@@ -66,8 +66,11 @@ def _sniff_text(head: bytes) -> str:
     return head.decode("latin-1", errors="ignore")
 
 
-def detect_format(path) -> str:
+def detect_format(path, *, head: bytes | None = None) -> str:
     """The elvmass format name of a file (one of :data:`FORMATS`), or ECGReadError if unsupported.
+
+    ``head``: the file's first bytes (at least the first 4 kB, or all of it) when the caller has them, so
+    the file is not opened again.
 
     >>> from elvmass.io import example_ecg_path
     >>> detect_format(example_ecg_path())
@@ -91,11 +94,14 @@ def detect_format(path) -> str:
         raise ECGReadError(path, "is a folder, not an ECG file")
     if not path.exists():
         raise ECGReadError(path, "file not found")
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
-    except OSError as exc:
-        raise ECGReadError(path, f"cannot open the file ({exc.strerror or exc})") from None
+    if head is None:
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(_SNIFF_BYTES)
+        except OSError as exc:
+            raise ECGReadError(path, f"cannot open the file ({exc.strerror or exc})") from None
+    else:
+        head = head[:_SNIFF_BYTES]
     if not head:
         raise ECGReadError(path, "the file is empty")
     if suffix == ".npy" or head.startswith(b"\x93NUMPY"):
@@ -125,7 +131,7 @@ def detect_format(path) -> str:
 
 
 def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None,  # noqa: A002
-             max_bytes: int | None = None) -> ECGRecord:
+             max_bytes: int | None = None, data: bytes | None = None) -> ECGRecord:
     """Read one resting 12-lead ECG of any supported format into an :class:`ECGRecord` (mV).
 
     Parameters
@@ -135,6 +141,9 @@ def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None,  # 
     format : force a format (one of :data:`FORMATS`) instead of detecting it.
     max_bytes : refuse files larger than this before reading them (default 50 MB, or the
         ``ELVMASS_MAX_FILE_MB`` environment variable; see :mod:`elvmass.io.guard`).
+    data : the file's bytes, when the caller has read them already (archive scoring hashes them), e.g.
+        with :func:`elvmass.io.guard.read_limited`: the file is then not read again. Ignored for WFDB
+        records (header and signal files), which are read from ``path``.
 
     Every file is treated as hostile input: XML that declares entities or points its DOCTYPE
     at a path or URL, a DICOM file whose declared lengths exceed the file, and a WFDB header
@@ -150,6 +159,8 @@ def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None,  # 
     from elvmass.io import guard
 
     p = Path(path)
+    if data is not None and len(data) > guard.max_file_bytes(max_bytes):
+        data = None  # not the bytes of a file within the limit: the file's own size is checked below
     if p.suffix.lower() not in (".hea", ".dat", ".mat") and p.is_file():
         guard.check_file_size(p, max_bytes)  # before a byte is read, even to detect the format
     if format is not None:
@@ -159,7 +170,7 @@ def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None,  # 
         if fmt != "wfdb" and not Path(path).is_file():
             raise ECGReadError(path, "file not found")
     else:
-        fmt = detect_format(path)
+        fmt = detect_format(path, head=data)
     if fmt == "wfdb":
         from elvmass.io.wfdb_reader import read_wfdb_ecg
 
@@ -170,7 +181,8 @@ def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None,  # 
         return read_array_ecg(path, fs_hz=fs_hz, fmt=fmt)
     from elvmass.io.vendor import read_vendor_ecg
 
-    data = guard.read_limited(path, max_bytes)
+    if data is None:
+        data = guard.read_limited(path, max_bytes)
     if fmt == "dicom":
         guard.check_dicom_lengths(path, data)
     else:
