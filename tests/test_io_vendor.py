@@ -237,3 +237,33 @@ def test_philips_converted_aecg_global_measurements_have_no_axes(shared_data):
     assert read_ecg(path).statements == (
         "(SB) SINUS BRADYCARDIA, V-rate<60,", "(NPTA) NO PREVIOUS TRACING AVAILABLE FOR COMPARISON, ,",
     )
+
+
+@pytest.mark.parametrize("rel,fmt,fs", ALL_VENDOR)
+def test_bytes_read_once_give_the_same_format_and_record(shared_data, rel, fmt, fs):
+    """Archive scoring reads a file once and hands its bytes on (read_ecg(data=), detect_format(head=)):
+    the same format and the same record, to the bit, as reading the file."""
+    import dataclasses
+
+    from elvmass.io import guard
+
+    path = _vendor(shared_data, rel)
+    data = guard.read_limited(path)
+    assert detect_format(path, head=data) == detect_format(path) == fmt
+    a, b = read_ecg(path, data=data), read_ecg(path)
+    for f in dataclasses.fields(b):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(y, np.ndarray):
+            assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), f.name
+        else:
+            assert x == y, f.name
+
+
+def test_bytes_over_the_size_limit_are_not_trusted(shared_data, tmp_path):
+    """Bytes handed in that exceed the limit are ignored: the file itself is size-checked and refused."""
+    from elvmass.errors import ECGReadError
+
+    path = _vendor(shared_data, "ge-muse-xml/muse_ecg1.xml")
+    data = path.read_bytes()
+    with pytest.raises(ECGReadError, match="muse_ecg1.xml"):
+        read_ecg(path, data=data, max_bytes=len(data) - 1)
