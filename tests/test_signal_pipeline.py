@@ -144,6 +144,23 @@ def test_quality_flags_on_real_records(shared_data):
     assert "flat_lead:V3" in flagged.flags and "saturated_lead:V5" in flagged.flags
 
 
+@pytest.mark.parametrize("rel, paced", [
+    ("ptbxl-sample/records500/00000/00190_hr", True),    # PTB-XL 'pacemaker': stimuli ~90 ms before each R
+    ("ludb/data/8", True),                                # LUDB 'Cardiac pacing': unipolar ventricular
+    ("ptbxl-sample/records500/00000/00162_hr", False),   # LAFB, LVH: two artefacts 3.5 s apart
+    ("ptbxl-sample/records500/00000/00182_hr", False),   # LAFB, first-degree AV block: two artefacts
+    ("ludb/data/99", False),                              # sinus: one-sample glitches on its R apexes
+    ("ludb/data/109", False),                             # AF: the same, 10 ms after each detected R
+])
+def test_pacing_spikes_must_lead_beats(shared_data, rel, paced):
+    """A pacemaker's stimulus comes before the complex it starts; sharp samples on the R apex or a couple of
+    isolated artefacts are not pacing (the earlier count of spike samples flagged all six)."""
+    a = analyze_ecg(read_ecg(shared_data / rel))
+    assert ("pacing_spikes" in a.flags) is paced, a.flags
+    if paced:
+        assert not a.usable
+
+
 @pytest.mark.parametrize("name", ["dicom/waveform_ecg.dcm", "philips-xml/3191723_ZZDEMOPTONLY_1-04_orig.xml",
                                   "philips-xml/ad4d3d80-d165_1-04_converted.xml", "ge-muse-xml/muse_ecg2.xml"])
 def test_quality_flags_do_not_depend_on_the_sampling_rate(shared_data, name):

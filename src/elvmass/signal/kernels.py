@@ -140,7 +140,7 @@ def sosfilt_abs_rows(sos: np.ndarray, x: np.ndarray, skip: int = 0) -> np.ndarra
 
 
 @_jit
-def _spike_count(xs, spike_mv):
+def _spike_samples(xs, spike_mv):
     rows, m = xs.shape
     worst = np.zeros(max(m - 2, 0))  # per sample: the largest departure over the leads
     for r in range(rows):
@@ -151,7 +151,13 @@ def _spike_count(xs, spike_mv):
     spikes = 0
     for j in range(m - 2):
         spikes += 1 if worst[j] > spike_mv else 0
-    return spikes
+    out = np.empty(spikes, dtype=np.int64)
+    k = 0
+    for j in range(m - 2):
+        if worst[j] > spike_mv:
+            out[k] = j + 1  # the middle sample of the three
+            k += 1
+    return out
 
 
 @_jit
@@ -173,10 +179,11 @@ def _rail_counts(raw, hi, lo, rail_mv):
 
 
 def lead_checks(raw_mv: np.ndarray, filtered_mv: np.ndarray, step: int, spike_mv: float,
-                rail_mv: float) -> tuple[int, np.ndarray, np.ndarray]:
+                rail_mv: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The per-lead sums of :func:`elvmass.signal.quality.assess_quality`, without NumPy's float64
-    temporaries (``raw_mv`` finite, both (leads, n)): the number of samples of ``raw_mv[:, ::step]`` where some lead
-    departs from the mean of its two neighbours by more than ``spike_mv`` (a pacing spike), each lead's
+    temporaries (``raw_mv`` finite, both (leads, n)): the samples (indices into ``raw_mv``, ascending) of
+    ``raw_mv[:, ::step]`` where some lead departs from the mean of its two neighbours by more than
+    ``spike_mv`` (a pacing spike), each lead's
     peak-to-peak of ``filtered_mv``, and each lead's count of samples within ``rail_mv`` of its own maximum
     or of its minimum, whichever is larger (clipping). Float64 arithmetic as NumPy's on widened inputs."""
     raw = np.ascontiguousarray(raw_mv)
@@ -184,7 +191,7 @@ def lead_checks(raw_mv: np.ndarray, filtered_mv: np.ndarray, step: int, spike_mv
     if raw.ndim != 2 or filt.shape[0] != raw.shape[0] or raw.shape[1] == 0 or filt.shape[1] == 0:
         raise ValueError(f"need (leads, n) signals with the same leads, got {raw.shape} and {filt.shape}")
     xs = raw if step == 1 else np.ascontiguousarray(raw[:, ::step])
-    spikes = _spike_count(xs, float(spike_mv))
+    spikes = _spike_samples(xs, float(spike_mv)) * step
     p2p = filt.max(axis=1).astype(np.float64) - filt.min(axis=1).astype(np.float64)  # NumPy's SIMD extremes
     hi, lo = raw.max(axis=1).astype(np.float64), raw.min(axis=1).astype(np.float64)
     return spikes, p2p, _rail_counts(raw, hi, lo, float(rail_mv))
