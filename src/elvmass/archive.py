@@ -133,9 +133,9 @@ def _file_bytes(path: Path) -> bytes | None:
     """A single file's bytes within the reader's size limit, or None (a WFDB record of two files, a file
     too large or unreadable: :func:`content_hash` and the reader then see the file themselves)."""
     from elvmass.errors import ECGReadError
-    from elvmass.io import guard
+    from elvmass.io import WFDB_SUFFIXES, guard
 
-    if path.suffix.lower() in (".hea", ".dat", ".mat"):
+    if path.suffix.lower() in WFDB_SUFFIXES:
         return None
     try:
         return guard.read_limited(path)

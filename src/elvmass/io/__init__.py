@@ -55,6 +55,9 @@ _ALIASES = {
 #: Extensions :func:`find_ecg_files` picks up (WFDB records by their ``.hea``).
 ECG_EXTENSIONS: tuple[str, ...] = (".xml", ".dcm", ".hea")
 ARRAY_EXTENSIONS: tuple[str, ...] = (".npy", ".csv")
+#: The parts of a WFDB record (header, signal, CinC .mat signal): read from the record's files, never as
+#: one file's bytes.
+WFDB_SUFFIXES: tuple[str, ...] = (".hea", ".dat", ".mat")
 _SNIFF_BYTES = 4096
 
 
@@ -161,7 +164,7 @@ def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None,  # 
     p = Path(path)
     if data is not None and len(data) > guard.max_file_bytes(max_bytes):
         data = None  # not the bytes of a file within the limit: the file's own size is checked below
-    if p.suffix.lower() not in (".hea", ".dat", ".mat") and p.is_file():
+    if p.suffix.lower() not in WFDB_SUFFIXES and p.is_file():
         guard.check_file_size(p, max_bytes)  # before a byte is read, even to detect the format
     if format is not None:
         fmt = _ALIASES.get(str(format).lower(), str(format).lower())

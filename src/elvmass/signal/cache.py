@@ -21,6 +21,7 @@ import numpy as np
 
 from elvmass.atomic import atomic_write
 from elvmass.errors import ECGReadError
+from elvmass.io import WFDB_SUFFIXES as _WFDB_PARTS
 from elvmass.jsonable import to_jsonable
 from elvmass.process_pool import default_workers, fork_pool
 from elvmass.signal.analysis import ECGAnalysis, analyze_ecg
@@ -28,7 +29,6 @@ from elvmass.signal.config import SignalConfig
 
 #: bump when the pipeline's numbers change, so old cache entries are not reused.
 PIPELINE_VERSION = "signal-7"  # 2: T-wave detections dropped (Pan-Tompkins rule); 3: P on/off, T end by trapezium, RR-bounded searches, mean-RR HR; 4: rate-independent noise and pacing checks; 5: QRS offset after a terminal R' (bundle branch block); 6: QRS onset per lead (a low quantile of the clearly deflecting leads); 7: pacing spikes must lead beats (not sit on R apexes)
-_WFDB_PARTS = (".hea", ".dat", ".mat")
 
 
 def _content_files(path: Path) -> list[Path]:
