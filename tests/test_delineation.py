@@ -131,6 +131,26 @@ def test_complete_rbbb_qrs_includes_the_terminal_r_prime(shared_data):
         assert abs(err_ms) <= CSE_MS["qrs_off"], (record, round(err_ms, 1))
 
 
+def _qrs_on_error_ms(shared_data, record: int) -> float:
+    base = shared_data / "ludb" / "data" / str(record)
+    a = analyze_ecg(read_ecg(base.with_suffix(".hea")), SignalConfig())
+    fs = a.fs_hz
+    ref = _reference(base, (a.beat_start_s + a.config.beat_before_s) * fs)
+    return (a.beat_start_s * fs + a.fiducials_ms["qrs_on"] * fs / 1000.0 - ref["qrs_on"]) * 1000.0 / fs
+
+
+# LUDB 20 (report part; the slope onset alone is 9 ms late), 59 (tuning part; 7 ms early) and 69 (tuning
+# part; 8 ms late): the magnitude knee, whose errors are nearly independent of the slope onset's, brings
+# each within the CSE tolerance
+@pytest.mark.parametrize("record", [20, 59, 69])
+def test_qrs_onset_mean_of_slope_onset_and_magnitude_knee(shared_data, monkeypatch, record):
+    from elvmass.signal import fiducials
+
+    assert abs(_qrs_on_error_ms(shared_data, record)) <= CSE_MS["qrs_on"]
+    monkeypatch.setattr(fiducials, "QRS_ON_SLOPE_WEIGHT", 1.0)  # the slope onset alone
+    assert abs(_qrs_on_error_ms(shared_data, record)) > CSE_MS["qrs_on"]
+
+
 def test_p_onset_not_clamped_and_pr_normal_on_a_normal_ecg(shared_data):
     """PTB-XL 00002: "sinusbradykardie sonst normales ekg" (NORM), so PR is 120-200 ms by definition; the old
     code put P onset on the window's first sample (PR > 300 ms). Issue #17 item 4."""

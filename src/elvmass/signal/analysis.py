@@ -9,7 +9,7 @@ On the bundled PTB-XL record 136 (a normal ECG of a 52-year-old man, 500 Hz, no 
     ((12, 225), True, ())
     >>> m = {k: round(v, 1) for k, v in a.measured.items()}
     >>> round(m["hr_bpm"]), m["qrs_ms"], m["pr_ms"], m["qt_ms"], m["r_axis_deg"]
-    (67, 70.4, 203.6, 384.4, 54.9)
+    (67, 72.3, 201.7, 386.3, 55.0)
 """
 
 from __future__ import annotations
