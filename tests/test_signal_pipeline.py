@@ -147,6 +147,9 @@ def test_quality_flags_on_real_records(shared_data):
 @pytest.mark.parametrize("rel, paced", [
     ("ptbxl-sample/records500/00000/00190_hr", True),    # PTB-XL 'pacemaker': stimuli ~90 ms before each R
     ("ludb/data/8", True),                                # LUDB 'Cardiac pacing': unipolar ventricular
+    ("ludb/data/93", True),                               # LUDB paced, stimuli 0.25-0.35 mV ~150 ms before R
+    ("ludb/data/95", True),                               # LUDB paced, stimuli 0.25-0.35 mV ~80 ms before R
+    ("ludb/data/104", True),                              # LUDB paced, stimuli 0.25-0.35 mV ~75 ms before R
     ("ptbxl-sample/records500/00000/00162_hr", False),   # LAFB, LVH: two artefacts 3.5 s apart
     ("ptbxl-sample/records500/00000/00182_hr", False),   # LAFB, first-degree AV block: two artefacts
     ("ludb/data/99", False),                              # sinus: one-sample glitches on its R apexes
@@ -154,7 +157,8 @@ def test_quality_flags_on_real_records(shared_data):
 ])
 def test_pacing_spikes_must_lead_beats(shared_data, rel, paced):
     """A pacemaker's stimulus comes before the complex it starts; sharp samples on the R apex or a couple of
-    isolated artefacts are not pacing (the earlier count of spike samples flagged all six)."""
+    isolated artefacts are not pacing (the earlier count of spike samples flagged all six negatives); stimuli
+    between 0.25 and 0.35 mV at a fixed lead before R are (the rule before 4 Dec 2026 missed LUDB 93, 95, 104)."""
     a = analyze_ecg(read_ecg(shared_data / rel))
     assert ("pacing_spikes" in a.flags) is paced, a.flags
     if paced:
