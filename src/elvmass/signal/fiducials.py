@@ -248,8 +248,9 @@ def _qrs_onset_knee(x: np.ndarray, fs_hz: float, slope_on: float, r_index: int, 
 
 
 def qrs_bounds(beat_mv: np.ndarray, fs_hz: float, r_index: int) -> tuple[float, float]:
-    """QRS onset (from the per-lead onsets, :func:`_qrs_onset_across_leads`) and offset (from the spatial
-    velocity), in samples, of a (12, W) band-passed beat."""
+    """QRS onset (the weighted mean of the per-lead slope onset, :func:`_qrs_onset_across_leads`, and the
+    magnitude knee, :func:`_qrs_onset_knee`) and offset (from the spatial velocity), in samples, of a
+    (12, W) band-passed beat."""
     x = np.asarray(beat_mv, dtype=np.float64)
     n = x.shape[1]
     ms = fs_hz / 1000.0
