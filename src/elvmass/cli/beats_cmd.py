@@ -105,17 +105,20 @@ def beats(
     notch_hz: float | None = typer.Option(None, help="Mains notch (50 or 60 Hz); off by default."),
     fs_hz: float | None = typer.Option(None, "--fs-hz", help="Sampling rate of .npy/.csv array files (they store none)."),
     delineation: str = typer.Option("rules", help="rules (default: what features and predict use) | segment (the "
-                                    "LUDB-trained segmentation model's boundaries; ~100x slower, see docs/delineation.md)."),
+                                    "LUDB-trained segmentation model's boundaries; ~100x slower) | hybrid (the rules, "
+                                    "with P onset averaged with the network's; ~2x slower; see docs/delineation.md)."),
 ) -> None:
     """R peaks, beat window, quality flags, fiducials, measured QRS/axes and voltage criteria of each ECG."""
     from elvmass import read_ecg
     from elvmass.signal import SignalConfig
 
-    if delineation not in ("rules", "segment"):
-        report_error(f"invalid option: --delineation must be 'rules' or 'segment', got {delineation!r}")
+    if delineation not in ("rules", "segment", "hybrid"):
+        report_error(f"invalid option: --delineation must be 'rules', 'segment' or 'hybrid', got {delineation!r}")
         raise typer.Exit(2)
     if delineation == "segment":
         from elvmass.segment.delineate import analyze_ecg_segment as analyze_ecg
+    elif delineation == "hybrid":
+        from elvmass.segment.delineate import analyze_ecg_hybrid as analyze_ecg
     else:
         from elvmass.signal import analyze_ecg
     try:

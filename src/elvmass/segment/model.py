@@ -102,7 +102,8 @@ class Segmenter:
         """(leads, m) prepared input -> (leads, m, 4) class probabilities."""
         import torch
 
-        self.net.eval()
+        if self.net.training:  # (switching costs ~0.4 ms a call, so only when needed)
+            self.net.eval()
         with torch.no_grad():
             logits = self.net(torch.from_numpy(np.ascontiguousarray(x[:, None, :], dtype=np.float32)))
             return torch.softmax(logits, dim=1).permute(0, 2, 1).numpy().astype(np.float64)
@@ -146,14 +147,15 @@ class Segmenter:
         return out
 
 
-def load_segmenter(model_dir=None) -> Segmenter:
-    """The segmenter in ``model_dir`` (a folder written by ``elvmass segment train``), or the one shipped
-    in the package when ``model_dir`` is None."""
+def load_segmenter(model_dir=None, packaged: str = "segment") -> Segmenter:
+    """The segmenter in ``model_dir`` (a folder written by ``elvmass segment train``), or, when ``model_dir``
+    is None, the one shipped in the package folder ``elvmass/data/<packaged>`` (``segment``: trained on the
+    LUDB records not divisible by 5; ``segment_odd``: on the odd ones, for the hybrid delineation)."""
     import torch
     from safetensors.numpy import load_file
 
     if model_dir is None:
-        base = resources.files("elvmass") / "data" / "segment"
+        base = resources.files("elvmass") / "data" / packaged
         weights, meta_text = base / WEIGHTS_FILE, (base / META_FILE).read_text()
         with resources.as_file(weights) as wpath:
             arrays = load_file(str(wpath))

@@ -38,7 +38,13 @@ def prepare_leads(signal_mv: np.ndarray, fs_hz: float) -> np.ndarray:
     x = np.asarray(signal_mv, dtype=np.float32)
     x = np.nan_to_num(x)
     x = bandpass_filter(x, fs_hz, 0.5, 40.0, None) if x.shape[-1] >= 64 else x
-    x = resample_signal(x, fs_hz, MODEL_FS_HZ)
+    return prepare_filtered(x, fs_hz)
+
+
+def prepare_filtered(filtered_mv: np.ndarray, fs_hz: float) -> np.ndarray:
+    """:func:`prepare_leads` for leads already band-passed 0.5-40 Hz (the signal pipeline's filter): resampled
+    to :data:`MODEL_FS_HZ` and divided by each lead's 99th percentile of absolute value."""
+    x = resample_signal(np.nan_to_num(np.asarray(filtered_mv, dtype=np.float32)), fs_hz, MODEL_FS_HZ)
     scale = np.percentile(np.abs(x), 99, axis=-1, keepdims=True)
     return (x / np.maximum(scale, 0.02)).astype(np.float32)
 

@@ -188,8 +188,9 @@ def _r(v, nd: int):
     return round(float(v), nd) if v is not None and math.isfinite(float(v)) else math.nan
 
 
-#: ``fiducials_fn(record, filtered_mv, fs_hz, r_peaks, delineation_beat_mv, r_index, rr_s) -> dict`` of
-#: :data:`FIDUCIAL_NAMES` in samples of the delineation beat: what :func:`analyze_ecg` calls instead of the
+#: ``fiducials_fn(record, filtered_mv, fs_hz, r_peaks, delineation_beat_mv, r_index, rr_s, r_sample) -> dict`` of
+#: :data:`FIDUCIAL_NAMES` in samples of the delineation beat (``r_index``: its R peak; ``r_sample``: the chosen
+#: beat's R peak in ``filtered_mv``): what :func:`analyze_ecg` calls instead of the
 #: rule-based :func:`~elvmass.signal.fiducials.locate_fiducials` when it is given one (a higher layer's
 #: delineator, e.g. :func:`elvmass.segment.delineate.segment_fiducials`; the signal layer imports none).
 FiducialsFn = Callable[..., dict]
@@ -246,7 +247,8 @@ def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: n
         if fiducials_fn is None:
             fid = locate_fiducials(dl_mv, fs, nd, rr_s)
         else:
-            fid = {k: float(fiducials_fn(record, filtered, fs, r_peaks, dl_mv, nd, rr_s).get(k, math.nan)) for k in FIDUCIAL_NAMES}
+            found = fiducials_fn(record, filtered, fs, r_peaks, dl_mv, nd, rr_s, r)  # once: it may run a network
+            fid = {k: float(found.get(k, math.nan)) for k in FIDUCIAL_NAMES}
         flags += _p_and_t_flags(fid, filtered, fs, r_peaks, dl_mv, nd)
         if any(f.startswith("no_p_wave") for f in flags):
             fid["p_on"] = fid["p_off"] = math.nan
