@@ -8,7 +8,7 @@
    sample (target <= 2 %), the share with no P wave, and the measured PR distribution (target: median
    140-180 ms; PTB-XL's population is ~160 ms).
 
-Run:  python benchmarks/bench_cart.py [--delineation rules|segment] [--check] [--json out.json]   (exit 1 with --check on a missed target)
+Run:  python benchmarks/bench_cart.py [--delineation rules|segment|hybrid] [--check] [--json out.json]   (exit 1 with --check on a missed target)
 """
 
 from __future__ import annotations
@@ -44,11 +44,16 @@ def diff(key: str, mine: float, dev: float) -> float:
 
 
 def analyser(delineation: str = "rules"):
-    """``analyze_ecg`` (rules, the default pipeline) or the segmentation model's (``segment``)."""
+    """``analyze_ecg`` (rules, the default pipeline), the segmentation model's (``segment``) or the rules with
+    the network's P onset averaged in (``hybrid``)."""
     if delineation == "segment":
         from elvmass.segment import analyze_ecg_segment
 
         return analyze_ecg_segment
+    if delineation == "hybrid":
+        from elvmass.segment import analyze_ecg_hybrid
+
+        return analyze_ecg_hybrid
     return analyze_ecg
 
 
@@ -97,8 +102,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--delineation", choices=("rules", "segment"), default="rules",
-                    help="rules (the default pipeline) or the segmentation model (elvmass beats --delineation)")
+    ap.add_argument("--delineation", choices=("rules", "segment", "hybrid"), default="rules",
+                    help="rules (the default pipeline), the segmentation model, or the hybrid (elvmass beats --delineation)")
     args = ap.parse_args(argv)
     rows = vendor_table(args.delineation)
     print(f"delineation: {args.delineation}")

@@ -26,6 +26,11 @@ Methods, on the same beats:
   rules' tuning set, not of the network's training). ``--segment-model DIR`` scores another network, e.g.
   one from ``elvmass segment train --train-records odd``, trained on the rules' tuning part only, which
   may be scored on the whole report part (47 sinus records) like the rules.
+- ``hybrid``: the signal pipeline with ``delineation="hybrid"`` (``elvmass.segment.analyze_ecg_hybrid``): the
+  rules, with P onset the mean of the rules' and the segmentation network's (on the chosen beat). Its
+  network is the one shipped for it, trained on the odd records only (``elvmass/data/segment_odd``), so it
+  is scored only on the records missing from that network's ``train_records``: the even ones, the whole
+  report part (``--part tune`` shows it as not available).
 
 Per boundary (P on, P off, QRS on, QRS off, T off): sensitivity (share of reference boundaries with a
 detected one within 150 ms), PPV (share of detected boundaries with a reference one within 150 ms; a P
@@ -42,7 +47,7 @@ beats): QRS on/off within tolerance >= 95 %, P on >= 85 %, T off >= 90 %, every 
 AF/flutter: P absent >= 90 %. Exits 1 when ``--check`` is given and a target is missed.
 
 Run:  python benchmarks/bench_delineation.py [--part report|tune|all|seg_held_out] [--no-nk] [--no-seg]
-      [--segment-model DIR] [--check] [--json out.json]
+      [--no-hybrid] [--segment-model DIR] [--check] [--json out.json]
 """
 
 from __future__ import annotations
@@ -187,6 +192,17 @@ def segment_model(model_dir: Path | None = None):
     trained = segmenter.meta.get("train_records")
     held_out = (ALL_RECORDS - {int(r) for r in trained}) if trained else SHIPPED_HELD_OUT
     return (functools.partial(fns[0], segmenter=segmenter), functools.partial(fns[1], segmenter=segmenter), held_out)
+
+
+def hybrid_model():
+    """(analyze_ecg_hybrid, record numbers its network was not trained on), or None when elvmass.segment
+    cannot be imported."""
+    try:
+        mod = importlib.import_module("elvmass.segment.delineate")
+    except Exception:
+        return None
+    trained = mod.shipped_p_onset_segmenter().meta.get("train_records") or []
+    return mod.analyze_ecg_hybrid, ALL_RECORDS - {int(r) for r in trained}
 
 
 # --------------------------------------------------------------------------------------------- scoring
@@ -348,7 +364,7 @@ def target_misses(summary: dict, method: str) -> list[str]:
         for metric in ("sensitivity", "ppv"):
             if not s[k][metric] >= 0.95:
                 misses.append(f"{k} {metric} {s[k][metric]:.3f} < 0.95")
-    af = summary["chosen/af"][method]["af_p_absent"]
+    af = (summary["chosen/af"][method] or {}).get("af_p_absent", math.nan)
     if math.isfinite(af) and af < 0.9:
         misses.append(f"AF/flutter P absent {af:.3f} < 0.9")
     return misses
@@ -360,6 +376,7 @@ def main(argv=None) -> int:
     ap.add_argument("--records", type=int, nargs="*", help="only these LUDB record numbers")
     ap.add_argument("--no-nk", action="store_true", help="skip neurokit2 (quick tuning runs)")
     ap.add_argument("--no-seg", action="store_true", help="skip the segmentation-model columns")
+    ap.add_argument("--no-hybrid", action="store_true", help="skip the hybrid delineation's column")
     ap.add_argument("--segment-model", type=Path, default=None,
                     help="score this `elvmass segment train` folder instead of the shipped network (on the records "
                          "its train_records leave out; `--train-records odd` leaves out the whole report part)")
@@ -374,10 +391,12 @@ def main(argv=None) -> int:
     held_out = seg[2] if seg is not None else None
     recs = sorted(rhythms) if not args.records else args.records
     recs = [r for r in recs if in_part(r, args.part, held_out)]
-    methods = ["elvmass"] + ([] if args.no_nk else ["nk_dwt", "nk_peak"]) + list(HELD_OUT_METHODS)
+    hybrid = None if args.no_hybrid else hybrid_model()
+    methods = (["elvmass"] + ([] if args.no_nk else ["nk_dwt", "nk_peak"]) + list(HELD_OUT_METHODS)
+               + ([] if args.no_hybrid else ["hybrid"]))
     tallies = {(scope, rh, m): Tally() for scope in ("chosen", "all") for rh in GROUPS for m in methods}
     for key, t in tallies.items():
-        t.scored_absent = key[2] in ("elvmass", "rules_h", "segment_h")
+        t.scored_absent = key[2] in ("elvmass", "rules_h", "segment_h", "hybrid")
     seconds = {m: 0.0 for m in methods}
     skipped = []
     per_record = []
@@ -392,6 +411,13 @@ def main(argv=None) -> int:
         seconds["elvmass"] += time.perf_counter() - t0
         dets = {"elvmass": (chosen, all_e)}
         for m in methods[1:]:
+            if m == "hybrid":
+                # only records its network was not trained on (the even ones)
+                if hybrid is not None and rec in hybrid[1]:
+                    t0 = time.perf_counter()
+                    dets[m] = elvmass_beats(path, hybrid[0])
+                    seconds[m] += time.perf_counter() - t0
+                continue
             if m in HELD_OUT_METHODS:
                 # never scored on a record the segmentation network was trained on (see the module text)
                 if seg is None or not seg_held_out(rec, held_out):
@@ -425,15 +451,16 @@ def main(argv=None) -> int:
                 oracle.setdefault(k, []).append(v)
         if ref_chosen is not None:
             row = {"record": rec, "rhythm": rhythms[rec]}
-            for m in ("elvmass", "segment_h"):
+            for m in ("elvmass", "segment_h", "hybrid"):
                 if m in dets and dets[m][0]:
                     ch = dets[m][0]
-                    row["err_ms" if m == "elvmass" else "segment_err_ms"] = {
+                    row["err_ms" if m == "elvmass" else f"{m.removesuffix('_h')}_err_ms"] = {
                         k: round((ch[k] - ref_chosen[k]) * 1000.0 / FS, 1)
                         if math.isfinite(ch[k]) and math.isfinite(ref_chosen[k]) else None for k in BOUNDARIES}
             per_record.append(row)
             if args.verbose:
-                print(rec, rh, row.get("err_ms"), "segment:" if "segment_err_ms" in row else "", row.get("segment_err_ms", ""))
+                print(rec, rh, row.get("err_ms"), "segment:" if "segment_err_ms" in row else "", row.get("segment_err_ms", ""),
+                      "hybrid:" if "hybrid_err_ms" in row else "", row.get("hybrid_err_ms", ""))
 
     summary = {}
     seg_split = "not available" if held_out is None else HELD_OUT_NAMES.get(held_out, f"{len(held_out)} records")
@@ -445,8 +472,9 @@ def main(argv=None) -> int:
           + ("" if seg is not None else " - elvmass.segment not importable or --no-seg"))
     for scope in ("chosen", "all"):
         for rh in GROUPS:
-            res = {m: (tallies[(scope, rh, m)].summary() if (m not in HELD_OUT_METHODS or seg is not None) else {})
-                   for m in methods}
+            res = {m: (tallies[(scope, rh, m)].summary()
+                       if ((m not in HELD_OUT_METHODS or seg is not None) and (m != "hybrid" or tallies[(scope, rh, m)].beats))
+                       else {}) for m in methods}
             summary[f"{scope}/{rh}"] = res
             print_table(f"{scope} beats, {GROUPS[rh]}", res)
     print("\n## the annotations' own spread (chosen beats, sinus): an oracle that knows each record's median "
@@ -465,6 +493,8 @@ def main(argv=None) -> int:
 
     if seg is not None:
         summary["paired_segment_vs_rules"] = paired_comparison(tallies, "rules_h", "segment_h")
+    if "hybrid" in methods and tallies[("all", "sinus", "hybrid")].beats:
+        summary["paired_hybrid_vs_rules"] = paired_comparison(tallies, "elvmass", "hybrid")
 
     misses = target_misses(summary, "elvmass")
     print("\ntargets (chosen beats, sinus, elvmass):", "all met" if not misses else "MISSED: " + "; ".join(misses))
@@ -475,9 +505,15 @@ def main(argv=None) -> int:
         seg_misses = target_misses(summary, "segment_h")
         print(f"same targets for segment_h ({summary['chosen/sinus']['segment_h']['n_records']} sinus records held out "
               "from the network; not the exit status):", "all met" if not seg_misses else "MISSED: " + "; ".join(seg_misses))
+    hybrid_misses = None
+    if "hybrid" in methods and summary["chosen/sinus"]["hybrid"]:
+        hybrid_misses = target_misses(summary, "hybrid")
+        print(f"same targets for hybrid ({summary['chosen/sinus']['hybrid']['n_records']} sinus records held out from its "
+              "network; not the exit status):", "all met" if not hybrid_misses else "MISSED: " + "; ".join(hybrid_misses))
     if args.json:
         args.json.write_text(json.dumps({"part": args.part, "summary": summary, "per_record": per_record,
-                                         "misses": misses, "segment_h_misses": seg_misses}, indent=1, default=float))
+                                         "misses": misses, "segment_h_misses": seg_misses,
+                                         "hybrid_misses": hybrid_misses}, indent=1, default=float))
     return 1 if (args.check and misses) else 0
 
 

@@ -15,9 +15,10 @@ and whether elvmass's vectorised detector returns exactly the peaks of ``neuroki
 Target: the chain at least ``--min-ratio`` (20) times faster than neurokit2; exit status 1 when missed.
 
 ``--segment`` also times the whole analysis with the learned segmentation model's delineation
-(``delineation="segment"``, not the default chain; reported, no target).
+(``delineation="segment"``, not the default chain; reported, no target), and ``--hybrid`` with the hybrid
+delineation (``delineation="hybrid"``: the rules with the network's P onset averaged in; reported, no target).
 
-Run:  python benchmarks/bench_signal.py [--n 100] [--repeat 3] [--min-ratio 20] [--segment] [--json out.json]
+Run:  python benchmarks/bench_signal.py [--n 100] [--repeat 3] [--min-ratio 20] [--segment] [--hybrid] [--json out.json]
 """
 
 from __future__ import annotations
@@ -102,7 +103,14 @@ def elvmass_segment(path, cfg: SignalConfig):
     return analyze_ecg_segment(read_ecg(path), cfg)
 
 
-def run(n: int = 100, repeat: int = 3, segment: bool = False) -> dict:
+def elvmass_hybrid(path, cfg: SignalConfig):
+    """read + analyze_ecg with the hybrid delineation (``elvmass beats --delineation hybrid``)."""
+    from elvmass.segment import analyze_ecg_hybrid
+
+    return analyze_ecg_hybrid(read_ecg(path), cfg)
+
+
+def run(n: int = 100, repeat: int = 3, segment: bool = False, hybrid: bool = False) -> dict:
     files = sorted((DATA / "ptbxl-sample" / "records500").rglob("*.hea"))[:n]
     cfg = SignalConfig()
     import neurokit2  # (import cost outside the timing)
@@ -114,6 +122,9 @@ def run(n: int = 100, repeat: int = 3, segment: bool = False) -> dict:
     if segment:
         elvmass_segment(files[0], cfg)
         best["segment"] = np.inf
+    if hybrid:
+        elvmass_hybrid(files[0], cfg)
+        best["hybrid"] = np.inf
     for _ in range(repeat):
         t = {k: 0.0 for k in best}
         for f in files:
@@ -136,6 +147,10 @@ def run(n: int = 100, repeat: int = 3, segment: bool = False) -> dict:
             if segment:
                 elvmass_segment(f, cfg)
                 t["segment"] += time.perf_counter() - t5
+            if hybrid:
+                t6 = time.perf_counter()
+                elvmass_hybrid(f, cfg)
+                t["hybrid"] += time.perf_counter() - t6
         best = {k: min(best[k], t[k]) for k in best}
 
     ref_total = hits = ours_total = same_as_nk_findpeaks = unmatched_at_edge = 0
@@ -169,6 +184,7 @@ def run(n: int = 100, repeat: int = 3, segment: bool = False) -> dict:
         "speedup_chain_vs_neurokit": round(per["neurokit"] / per["chain"], 1),
         "speedup_full_analysis_vs_neurokit": round(per["neurokit"] / per["full"], 1),
         **({"speedup_segment_analysis_vs_neurokit": round(per["neurokit"] / per["segment"], 2)} if segment else {}),
+        **({"speedup_hybrid_analysis_vs_neurokit": round(per["neurokit"] / per["hybrid"], 1)} if hybrid else {}),
         "speedup_after_read": round((per["neurokit"] - per["wfdb_read"]) / (per["chain"] - per["read"]), 1),
         "r_peaks": {
             "neurokit_peaks": ref_total,
@@ -192,8 +208,10 @@ def main(argv=None) -> int:
                     help="target: the chain's speed-up over neurokit2 (exit 1 when below)")
     ap.add_argument("--segment", action="store_true",
                     help="also time analyze_ecg with delineation='segment' (the learned model; not the default chain)")
+    ap.add_argument("--hybrid", action="store_true",
+                    help="also time analyze_ecg with delineation='hybrid' (rules + the network's P onset; not the default chain)")
     args = ap.parse_args(argv)
-    res = run(args.n, args.repeat, args.segment)
+    res = run(args.n, args.repeat, args.segment, args.hybrid)
     ms, eps = res["ms_per_ecg"], res["ecgs_per_s"]
     print(f"{res['n_files']} PTB-XL ECGs (10 s, 12 leads, 500 Hz), one core, best of {args.repeat}:")
     print(f"  read only (elvmass.read_ecg)           {ms['read']:8.2f} ms/ECG  {eps['read']:8.1f} ECG/s")
@@ -204,6 +222,9 @@ def main(argv=None) -> int:
     if args.segment:
         print(f"  elvmass read + analyze (segment model) {ms['segment']:8.2f} ms/ECG  {eps['segment']:8.1f} ECG/s  "
               f"({res['speedup_segment_analysis_vs_neurokit']}x neurokit2; not the default, no target)")
+    if args.hybrid:
+        print(f"  elvmass read + analyze (hybrid)        {ms['hybrid']:8.2f} ms/ECG  {eps['hybrid']:8.1f} ECG/s  "
+              f"({res['speedup_hybrid_analysis_vs_neurokit']}x neurokit2; not the default, no target)")
     print(
         f"  speed-up: chain {res['speedup_chain_vs_neurokit']}x, full analysis {res['speedup_full_analysis_vs_neurokit']}x, "
         f"processing after each side's read {res['speedup_after_read']}x"
