@@ -470,6 +470,10 @@ def main(argv=None) -> int:
     print("reference = median across annotated leads; CSE 2-sigma tolerances; missed boundaries count as outside")
     print(f"columns *_h: only records held out from the segmentation network's training ({seg_split})"
           + ("" if seg is not None else " - elvmass.segment not importable or --no-seg"))
+    if "hybrid" in methods:
+        print("column hybrid: the rules with P onset averaged with the network of elvmass/data/segment_odd, scored only on "
+              "records that network was not trained on (it was trained on the odd ones)"
+              + ("" if hybrid is not None else " - elvmass.segment not importable"))
     for scope in ("chosen", "all"):
         for rh in GROUPS:
             res = {m: (tallies[(scope, rh, m)].summary()
