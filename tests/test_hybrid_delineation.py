@@ -18,8 +18,9 @@ from typer.testing import CliRunner
 from elvmass import read_ecg
 from elvmass.cli import app
 from elvmass.segment import analyze_ecg_hybrid
+from elvmass.record import resample_signal
 from elvmass.segment.delineate import network_p_onset, shipped_p_onset_segmenter
-from elvmass.signal import analyze_ecg
+from elvmass.signal import SignalConfig, analyze_ecg, bandpass_filter
 from test_delineation import CSE_MS
 from test_segment_delineation import _errors_ms
 
@@ -63,12 +64,49 @@ def test_hybrid_reports_no_p_wave_on_atrial_fibrillation(shared_data):
     assert math.isnan(a.fiducials_ms["p_on"]) and math.isnan(a.measured["pr_ms"])
 
 
-def test_network_p_onset_is_nan_without_a_p_wave():
+@pytest.mark.parametrize("fs_hz", [250.0, 360.0, 1000.0])
+def test_network_p_onset_does_not_depend_on_the_sampling_rate(shared_data, fs_hz):
+    # LUDB 66 resampled: the network sees its input at 250 Hz whatever the record's rate, so its P onset
+    # (ms before the R peak) moves by about one of its samples (4 ms), not more
+    rec = read_ecg(shared_data / "ludb" / "data" / "66.hea")
+    r_s = float(analyze_ecg(rec).r_peaks_s[2])
+
+    def onset_ms_before_r(signal_mv, fs):
+        x = bandpass_filter(signal_mv, fs)
+        r = int(round(r_s * fs))
+        return (r - network_p_onset(shipped_p_onset_segmenter(), x, fs, r, r - 0.03 * fs)) * 1000.0 / fs
+
+    at_500 = onset_ms_before_r(rec.signal_mv, rec.fs_hz)
+    assert 100.0 < at_500 < 300.0
+    assert abs(onset_ms_before_r(resample_signal(rec.signal_mv, rec.fs_hz, fs_hz), fs_hz) - at_500) <= 4.0
+
+
+def test_network_p_onset_is_nan_without_a_p_wave_or_a_window(shared_data):
     # a flat record has no P wave anywhere: the network never reaches its threshold
     flat = np.zeros((12, 5000), dtype=np.float32)
     assert math.isnan(network_p_onset(shipped_p_onset_segmenter(), flat, 500.0, 2500, 2450.0))
-    # and a beat too close to the start leaves no window to look in
-    assert math.isnan(network_p_onset(shipped_p_onset_segmenter(), flat, 500.0, 10, 5.0))
+    rec = read_ecg(shared_data / "ludb" / "data" / "66.hea")
+    x = bandpass_filter(rec.signal_mv, rec.fs_hz)
+    r = int(analyze_ecg(rec).r_peaks_s[1] * rec.fs_hz)
+    on = network_p_onset(shipped_p_onset_segmenter(), x, rec.fs_hz, r, r - 30.0)
+    assert r - 0.3 * rec.fs_hz < on < r - 0.05 * rec.fs_hz  # a real beat: a P onset 50-300 ms before R
+    # the same beat with the record cut 60 ms before R: too short a window to look in
+    assert math.isnan(network_p_onset(shipped_p_onset_segmenter(), x[:, r - 30:], rec.fs_hz, 30, 0.0))
+
+
+def test_hybrid_refilters_for_the_network_when_the_pipeline_band_differs(shared_data):
+    # the network was trained on 0.5-40 Hz input; a pipeline band-passed to 0.67-30 Hz still gives it that
+    rec = read_ecg(shared_data / "ludb" / "data" / "66.hea")
+    narrow = SignalConfig(low_hz=0.67, high_hz=30.0)
+    hybrid, rules = analyze_ecg_hybrid(rec, narrow), analyze_ecg(rec, narrow)
+    fs = rec.fs_hz
+    start = round(hybrid.beat_start_s * fs)                    # the beat window's first sample
+    r = start + round(narrow.beat_before_s * fs)
+    x = bandpass_filter(rec.signal_mv, fs, 0.5, 40.0)         # what the network must see
+    net = network_p_onset(shipped_p_onset_segmenter(), x, fs, r, start + rules.fiducials_ms["qrs_on"] * fs / 1000.0)
+    net_ms = (net - start) * 1000.0 / fs
+    assert abs(net_ms - rules.fiducials_ms["p_on"]) <= 40.0
+    assert hybrid.fiducials_ms["p_on"] == pytest.approx(0.5 * net_ms + 0.5 * rules.fiducials_ms["p_on"], abs=1e-6)
 
 
 def test_cli_beats_delineation_hybrid_keeps_keys_and_matches_the_cart(shared_data):
@@ -80,3 +118,4 @@ def test_cli_beats_delineation_hybrid_keeps_keys_and_matches_the_cart(shared_dat
     assert set(a) == set(rules) and set(a["fiducials_ms"]) == set(rules["fiducials_ms"])
     assert abs(a["measured"]["pr_ms"] - 158) <= 20 and abs(a["measured"]["p_axis_deg"] - 49) <= 20
     assert a["measured"]["qrs_ms"] == rules["measured"]["qrs_ms"]
+    assert a["fiducials_ms"]["p_on"] != rules["fiducials_ms"]["p_on"]  # really the hybrid

@@ -105,8 +105,8 @@ def beats(
     notch_hz: float | None = typer.Option(None, help="Mains notch (50 or 60 Hz); off by default."),
     fs_hz: float | None = typer.Option(None, "--fs-hz", help="Sampling rate of .npy/.csv array files (they store none)."),
     delineation: str = typer.Option("rules", help="rules (default: what features and predict use) | segment (the "
-                                    "LUDB-trained segmentation model's boundaries; ~100x slower) | hybrid (the rules, "
-                                    "with P onset averaged with the network's; ~2x slower; see docs/delineation.md)."),
+                                    "LUDB-trained segmentation model's boundaries; ~10x slower) | hybrid (the rules, "
+                                    "with P onset averaged with a network's; ~2.4x slower; see docs/delineation.md)."),
 ) -> None:
     """R peaks, beat window, quality flags, fiducials, measured QRS/axes and voltage criteria of each ECG."""
     from elvmass import read_ecg

@@ -28,8 +28,8 @@ docs/delineation.md).
 
     >>> rec = read_ecg(example_ecg_path())
     >>> rules, hybrid = analyze(rec), analyze(rec, delineation="hybrid")
-    >>> hybrid.fiducials_ms["qrs_on"] == rules.fiducials_ms["qrs_on"], abs(hybrid.fiducials_ms["p_on"] - rules.fiducials_ms["p_on"]) <= 20
-    (True, True)
+    >>> [k for k in FIDUCIAL_NAMES if hybrid.fiducials_ms[k] != rules.fiducials_ms[k]]
+    ['p_on']
 """
 
 from __future__ import annotations
@@ -69,6 +69,8 @@ P_NET_AGREE_MS = 40.0
 #: where the hybrid's P-onset network is shipped: the segmentation network trained on LUDB's odd-numbered
 #: records only (the rules' tuning part), so that the even ones stay held out for both
 P_ONSET_MODEL = "segment_odd"
+#: the band (low Hz, high Hz, notch) of the network's training input (:func:`~elvmass.segment.network.prepare_leads`)
+NETWORK_BAND = (0.5, 40.0, None)
 
 
 @lru_cache(maxsize=1)
@@ -156,7 +158,9 @@ def network_p_onset(segmenter: Segmenter, filtered_mv: np.ndarray, fs_hz: float,
     The network labels the beat's 12 band-passed leads from ``P_NET_BEFORE_S`` before R to ``P_NET_AFTER_S``
     after it; the onset is where the mean of the leads' P-wave probabilities first reaches
     ``P_NET_THRESHOLD`` going back from its maximum between ``P_SEARCH_MS`` and 10 ms before QRS onset
-    (linearly interpolated between samples at the network's 250 Hz). NaN when it never reaches it.
+    (linearly interpolated between samples at the network's 250 Hz). NaN when it never reaches it, or when
+    the P wave is already up at the first sample the network sees (the record starts inside it).
+    ``filtered_mv`` must be band-passed 0.5-40 Hz without a notch, as the network's training input was.
     """
     x = np.asarray(filtered_mv)
     a = max(0, int(r_sample) - int(round(P_NET_BEFORE_S * fs_hz)))
@@ -175,19 +179,27 @@ def network_p_onset(segmenter: Segmenter, filtered_mv: np.ndarray, fs_hz: float,
         return math.nan
     while k > 0 and prob[k - 1] >= P_NET_THRESHOLD:
         k -= 1
-    on = k - 1 + (P_NET_THRESHOLD - prob[k - 1]) / (prob[k] - prob[k - 1]) if k > 0 else float(k)
+    if k == 0:
+        return math.nan
+    on = k - 1 + (P_NET_THRESHOLD - prob[k - 1]) / (prob[k] - prob[k - 1])
     return a + on * step
 
 
 def hybrid_fiducials(record, filtered_mv, fs_hz, r_peaks, beat_mv, r_index, rr_s, r_sample=None,
-                     segmenter: Segmenter | None = None) -> dict:
+                     segmenter: Segmenter | None = None, config: SignalConfig = SignalConfig()) -> dict:
     """A ``fiducials_fn``: the rules' boundaries, with P onset the mean of the rules' (on the median beat) and
     the network's (on the chosen beat, whose R peak is ``r_sample``), when the two are within
-    ``P_NET_AGREE_MS``. The two errors are nearly independent (correlation 0.06-0.22 on LUDB's tuning part),
-    so their mean is closer than either (docs/delineation.md)."""
+    ``P_NET_AGREE_MS``. The two errors are nearly independent (correlation 0.06-0.22 on LUDB's tuning part,
+    where their mean was within tolerance on 96 % of chosen beats against 90 % and 86 % for each alone;
+    docs/delineation.md). ``config`` is the pipeline's: when its band is not the network's 0.5-40 Hz
+    without notch, the network gets the record filtered its own way."""
     fid = locate_fiducials(beat_mv, fs_hz, r_index, rr_s)
     if r_sample is None or not (math.isfinite(fid["p_on"]) and math.isfinite(fid["qrs_on"])):
         return fid
+    if (config.low_hz, config.high_hz, config.notch_hz) != NETWORK_BAND:
+        from elvmass.signal.filters import bandpass_filter
+
+        filtered_mv = bandpass_filter(record.signal_mv, fs_hz, *NETWORK_BAND)
     net_on = network_p_onset(segmenter or shipped_p_onset_segmenter(), filtered_mv, fs_hz, r_sample,
                              r_sample + fid["qrs_on"] - r_index)
     if math.isfinite(net_on):
@@ -199,7 +211,7 @@ def hybrid_fiducials(record, filtered_mv, fs_hz, r_peaks, beat_mv, r_index, rr_s
 
 def analyze_ecg_hybrid(record, config: SignalConfig = SignalConfig(), rng=None, segmenter: Segmenter | None = None) -> ECGAnalysis:
     """:func:`~elvmass.signal.analysis.analyze_ecg` with the hybrid delineation (:func:`hybrid_fiducials`)."""
-    return analyze_ecg(record, config, rng, fiducials_fn=partial(hybrid_fiducials, segmenter=segmenter))
+    return analyze_ecg(record, config, rng, fiducials_fn=partial(hybrid_fiducials, segmenter=segmenter, config=config))
 
 
 def analyze_ecg_segment(record, config: SignalConfig = SignalConfig(), rng=None, segmenter: Segmenter | None = None) -> ECGAnalysis:
