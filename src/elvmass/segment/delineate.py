@@ -41,7 +41,7 @@ import numpy as np
 
 from elvmass.segment.hmm import waves_from_labels
 from elvmass.segment.model import WAVE_NAMES, Segmenter, Wave, load_segmenter
-from elvmass.segment.network import MODEL_FS_HZ, prepare_filtered, prepare_leads
+from elvmass.segment.network import INPUT_BAND, MODEL_FS_HZ, prepare_filtered, prepare_leads
 from elvmass.signal.analysis import ECGAnalysis, analyze_ecg
 from elvmass.signal.config import SignalConfig
 from elvmass.signal.fiducials import FIDUCIAL_NAMES, P_SEARCH_MS, locate_fiducials
@@ -69,8 +69,6 @@ P_NET_AGREE_MS = 40.0
 #: where the hybrid's P-onset network is shipped: the segmentation network trained on LUDB's odd-numbered
 #: records only (the rules' tuning part), so that the even ones stay held out for both
 P_ONSET_MODEL = "segment_odd"
-#: the band (low Hz, high Hz, notch) of the network's training input (:func:`~elvmass.segment.network.prepare_leads`)
-NETWORK_BAND = (0.5, 40.0, None)
 
 
 @lru_cache(maxsize=1)
@@ -196,10 +194,10 @@ def hybrid_fiducials(record, filtered_mv, fs_hz, r_peaks, beat_mv, r_index, rr_s
     fid = locate_fiducials(beat_mv, fs_hz, r_index, rr_s)
     if r_sample is None or not (math.isfinite(fid["p_on"]) and math.isfinite(fid["qrs_on"])):
         return fid
-    if (config.low_hz, config.high_hz, config.notch_hz) != NETWORK_BAND:
+    if (config.low_hz, config.high_hz, config.notch_hz) != INPUT_BAND:
         from elvmass.signal.filters import bandpass_filter
 
-        filtered_mv = bandpass_filter(record.signal_mv, fs_hz, *NETWORK_BAND)
+        filtered_mv = bandpass_filter(record.signal_mv, fs_hz, *INPUT_BAND)
     net_on = network_p_onset(segmenter or shipped_p_onset_segmenter(), filtered_mv, fs_hz, r_sample,
                              r_sample + fid["qrs_on"] - r_index)
     if math.isfinite(net_on):

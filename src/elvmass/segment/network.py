@@ -31,18 +31,20 @@ MODEL_FS_HZ = 250.0
 CHANNELS = (8, 16, 24, 32)
 KERNEL = 7
 N_CLASSES = 4
+#: the band (low Hz, high Hz, notch) every lead is filtered to before the network sees it
+INPUT_BAND = (0.5, 40.0, None)
 
 
 def prepare_leads(signal_mv: np.ndarray, fs_hz: float) -> np.ndarray:
     """(leads, n) mV at ``fs_hz`` -> (leads, m) float32 network input at :data:`MODEL_FS_HZ`."""
     x = np.asarray(signal_mv, dtype=np.float32)
     x = np.nan_to_num(x)
-    x = bandpass_filter(x, fs_hz, 0.5, 40.0, None) if x.shape[-1] >= 64 else x
+    x = bandpass_filter(x, fs_hz, *INPUT_BAND) if x.shape[-1] >= 64 else x
     return prepare_filtered(x, fs_hz)
 
 
 def prepare_filtered(filtered_mv: np.ndarray, fs_hz: float) -> np.ndarray:
-    """:func:`prepare_leads` for leads already band-passed 0.5-40 Hz (the signal pipeline's filter): resampled
+    """:func:`prepare_leads` for leads already band-passed to :data:`INPUT_BAND` (the signal pipeline's default): resampled
     to :data:`MODEL_FS_HZ` and divided by each lead's 99th percentile of absolute value."""
     x = resample_signal(np.nan_to_num(np.asarray(filtered_mv, dtype=np.float32)), fs_hz, MODEL_FS_HZ)
     scale = np.percentile(np.abs(x), 99, axis=-1, keepdims=True)
