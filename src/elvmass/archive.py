@@ -66,8 +66,11 @@ class ArchiveSummary:
         return done / self.elapsed_s if self.elapsed_s > 0 else math.nan
 
 
-def content_hash(path) -> str:
-    """SHA-256 of the file's bytes (a WFDB header together with its .dat signal file)."""
+def content_hash(path, data: bytes | None = None) -> str:
+    """SHA-256 of the file's bytes (a WFDB header together with its .dat signal file); ``data``: a single
+    file's bytes, when read already."""
+    if data is not None:
+        return hashlib.sha256(data).hexdigest()
     path = Path(path)
     h = hashlib.sha256()
     for p in ([path, path.with_suffix(".dat")] if path.suffix.lower() == ".hea" else [path]):
@@ -154,7 +157,7 @@ def score_chunk(bundle_dir: str, root: str, rel_paths: list[str], demographics: 
     jobs, digests, formats = [], [], []
     for r in rel_paths:
         data = _file_bytes(rootp / r)  # read once: hashed, sniffed and parsed from the same bytes
-        digests.append(content_hash(rootp / r) if data is None else hashlib.sha256(data).hexdigest())
+        digests.append(content_hash(rootp / r, data))
         try:
             formats.append(detect_format(rootp / r, head=data))
         except Exception:  # noqa: BLE001 - the reader gives the error row
