@@ -8,23 +8,18 @@ the median across annotating leads, from the raw annotation files (``tests/test_
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from elvmass import read_ecg
-from elvmass.cli import app
 from elvmass.segment import analyze_ecg_hybrid
 from elvmass.record import resample_signal
 from elvmass.segment.delineate import network_p_onset, shipped_p_onset_segmenter
 from elvmass.signal import SignalConfig, analyze_ecg, bandpass_filter
 from test_delineation import CSE_MS
-from test_segment_delineation import _errors_ms
-
-runner = CliRunner()
+from test_segment_delineation import _errors_ms, beats_json
 
 
 def test_the_hybrids_network_never_saw_an_even_ludb_record():
@@ -111,10 +106,7 @@ def test_hybrid_refilters_for_the_network_when_the_pipeline_band_differs(shared_
 
 def test_cli_beats_delineation_hybrid_keeps_keys_and_matches_the_cart(shared_data):
     muse = shared_data / "vendor/ge-muse-xml/muse_ecg1.xml"  # the cart: PR 158 ms, P axis 49
-    res = runner.invoke(app, ["beats", str(muse), "--json", "--delineation", "hybrid"])
-    assert res.exit_code == 0, res.output
-    a = json.loads(res.stdout.strip().splitlines()[-1])
-    rules = json.loads(runner.invoke(app, ["beats", str(muse), "--json"]).stdout.strip().splitlines()[-1])
+    a, rules = beats_json(muse, "--delineation", "hybrid"), beats_json(muse)
     assert set(a) == set(rules) and set(a["fiducials_ms"]) == set(rules["fiducials_ms"])
     assert abs(a["measured"]["pr_ms"] - 158) <= 20 and abs(a["measured"]["p_axis_deg"] - 49) <= 20
     assert a["measured"]["qrs_ms"] == rules["measured"]["qrs_ms"]

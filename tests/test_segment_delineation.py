@@ -58,12 +58,16 @@ def test_segment_reports_no_p_wave_on_atrial_fibrillation(shared_data, record):
     assert a.measured["pr_ms"] != a.measured["pr_ms"]
 
 
+def beats_json(path, *options: str) -> dict:
+    """``elvmass beats PATH --json [options]`` as a user runs it: the record's JSON line (exit status 0)."""
+    res = runner.invoke(app, ["beats", str(path), "--json", *options])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def test_cli_beats_delineation_segment_keeps_keys_and_matches_the_cart(shared_data):
     muse = shared_data / "vendor/ge-muse-xml/muse_ecg1.xml"  # the cart: QRS 78 ms, R axis 54, PR 158
-    res = runner.invoke(app, ["beats", str(muse), "--json", "--delineation", "segment"])
-    assert res.exit_code == 0, res.output
-    a = json.loads(res.stdout.strip().splitlines()[-1])
-    rules = json.loads(runner.invoke(app, ["beats", str(muse), "--json"]).stdout.strip().splitlines()[-1])
+    a, rules = beats_json(muse, "--delineation", "segment"), beats_json(muse)
     assert set(a) == set(rules) and set(a["fiducials_ms"]) == set(rules["fiducials_ms"])
     assert abs(a["measured"]["qrs_ms"] - 78) <= 15 and abs(a["measured"]["r_axis_deg"] - 54) <= 20
     assert abs(a["measured"]["pr_ms"] - 158) <= 20
