@@ -195,9 +195,13 @@ def hybrid_fiducials(record, filtered_mv, fs_hz, r_peaks, beat_mv, r_index, rr_s
     if r_sample is None or not (math.isfinite(fid["p_on"]) and math.isfinite(fid["qrs_on"])):
         return fid
     if (config.low_hz, config.high_hz, config.notch_hz) != INPUT_BAND:
+        from elvmass.signal.analysis import band_passed_at_delineation_rate
         from elvmass.signal.filters import bandpass_filter
 
-        filtered_mv = bandpass_filter(record.signal_mv, fs_hz, *INPUT_BAND)
+        if fs_hz == record.fs_hz:
+            filtered_mv = bandpass_filter(record.signal_mv, fs_hz, *INPUT_BAND)
+        else:  # at the delineation's rate, as the pipeline brings the record there
+            filtered_mv = band_passed_at_delineation_rate(record.signal_mv, record.fs_hz, *INPUT_BAND)
     net_on = network_p_onset(segmenter or shipped_p_onset_segmenter(), filtered_mv, fs_hz, r_sample,
                              r_sample + fid["qrs_on"] - r_index)
     if math.isfinite(net_on):

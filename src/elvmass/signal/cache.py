@@ -28,7 +28,7 @@ from elvmass.signal.analysis import ECGAnalysis, analyze_ecg
 from elvmass.signal.config import SignalConfig
 
 #: bump when the pipeline's numbers change, so old cache entries are not reused.
-PIPELINE_VERSION = "signal-8"  # 2: T-wave detections dropped (Pan-Tompkins rule); 3: P on/off, T end by trapezium, RR-bounded searches, mean-RR HR; 4: rate-independent noise and pacing checks; 5: QRS offset after a terminal R' (bundle branch block); 6: QRS onset per lead (a low quantile of the clearly deflecting leads); 7: pacing spikes must lead beats (not sit on R apexes); 8: QRS onset = weighted mean of the slope onset and the magnitude knee, pacing stimuli > 0.25 mV at a fixed lead 30-400 ms before R
+PIPELINE_VERSION = "signal-9"  # 2: T-wave detections dropped (Pan-Tompkins rule); 3: P on/off, T end by trapezium, RR-bounded searches, mean-RR HR; 4: rate-independent noise and pacing checks; 5: QRS offset after a terminal R' (bundle branch block); 6: QRS onset per lead (a low quantile of the clearly deflecting leads); 7: pacing spikes must lead beats (not sit on R apexes); 8: QRS onset = weighted mean of the slope onset and the magnitude knee, pacing stimuli > 0.25 mV at a fixed lead 30-400 ms before R; 9: delineation and measurements at 500 Hz whatever the record's rate
 
 
 def _content_files(path: Path) -> list[Path]:
@@ -70,6 +70,7 @@ def save_analysis(analysis: ECGAnalysis, file: Path) -> None:
         "measured": analysis.measured,
         "criteria": analysis.criteria,
         "fs_hz": analysis.fs_hz,
+        "beat_fs_hz": analysis.beat_fs_hz,
         "config": analysis.config.to_dict(),
         "source_path": analysis.source_path,
         "sex": analysis.sex,
@@ -100,6 +101,7 @@ def load_analysis(file: Path) -> ECGAnalysis:
             view=z["view"],
             fs_hz=header["fs_hz"],
             beat_mv=beat,
+            beat_fs_hz=header.get("beat_fs_hz", header["fs_hz"]),
             config=SignalConfig.from_dict(header["config"]),
             source_path=header["source_path"],
             sex=header["sex"],
