@@ -88,7 +88,7 @@ def ptbxl_pr(delineation: str = "rules") -> dict:
         p_on = a.fiducials_ms["p_on"]
         if any(f.startswith("no_p_wave") for f in a.flags):
             no_p += 1
-        elif math.isfinite(p_on) and abs(p_on) < 1000.0 / a.fs_hz:
+        elif math.isfinite(p_on) and abs(p_on) < 1000.0 / a.beat_fs_hz:  # the delineation's sample
             first += 1
         if math.isfinite(a.measured["pr_ms"]):
             prs.append(a.measured["pr_ms"])

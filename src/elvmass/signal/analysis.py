@@ -45,9 +45,9 @@ MIN_TP_MS = 20.0
 #: smoothing widths and hold times were tuned at 500 Hz (LUDB, PTB-XL), and a median beat aligned on R peaks
 #: found at a coarser rate is blurred by their rounding; on LUDB's tuning part (odd records, sinus, chosen
 #: beats) resampled to 250 Hz, QRS onsets within tolerance fell from 96 to 82 % and the PTB-XL sample's
-#: 100-Hz files read QRS 11 ms longer than their 500-Hz twins (docs/delineation.md). A record at another
-#: rate is band-passed at its own rate (the quality checks and the model's view stay there), and the
-#: band-limited signal is resampled to this rate, its R peaks refined on it, for the delineation.
+#: 100-Hz files read QRS 11 ms longer than their 500-Hz twins (docs/delineation.md). For the delineation a
+#: record at another rate is resampled to this rate and band-passed there, its R peaks refined on it
+#: (:func:`at_delineation_rate`); the quality checks and the model's view stay at the record's own rate.
 DELINEATION_FS_HZ = 500.0
 
 
