@@ -10,7 +10,7 @@ delineates and measures every record at ``DELINEATION_FS_HZ`` (500 Hz) whatever 
   at that rate would be. Per rate and part (tuning = odd record numbers, report = even; nothing here is
   tuned, on either): the chosen beat's boundaries within the CSE tolerance (as in bench_delineation.py),
   their mean +/- SD error (a boundary more than 150 ms off counts as not found, as there), and the mean
-  |shift| of each boundary (ms from the chosen R peak) from the same record analysed at 500 Hz. ``--before`` delineates at the record's own rate instead (the behaviour before the fixed rate),
+  |shift| of each boundary from the same record analysed at 500 Hz (where both chose the same beat). ``--before`` delineates at the record's own rate instead (the behaviour before the fixed rate),
   for comparison.
 - **PTB-XL twins** (``../shared/data/ptbxl-sample``): each record's 100-Hz file (``records100``) against
   its 500-Hz file (``records500``), the same ECG as PhysioNet ships it at both rates: median and mean |.|
@@ -57,15 +57,15 @@ def at_rate(record, fs_hz: float):
     return dataclasses.replace(record, signal_mv=resample_signal(record.signal_mv, record.fs_hz, fs_hz), fs_hz=fs_hz)
 
 
-def chosen_beat(a, beats: list[dict]) -> tuple[dict, dict | None] | None:
-    """(the chosen beat's boundaries in ms from its R peak, the annotated beat it is, with its boundaries in
-    ms from the same R peak), or None when no beat was cut."""
+def chosen_beat(a, beats: list[dict]) -> tuple[float, dict, dict] | None:
+    """(the chosen beat's R peak, about; its boundaries; the annotated beat's boundaries), all in ms from the
+    start of the recording, or None when no beat was cut or the beat is not annotated."""
     if not math.isfinite(a.beat_start_s):
         return None
-    r_ms = (a.beat_start_s + a.config.beat_before_s) * 1000.0
-    got = {k: a.fiducials_ms[k] - a.config.beat_before_s * 1000.0 for k in BOUNDARIES}
+    r_ms = (a.beat_start_s + a.config.beat_before_s) * 1000.0  # within a sample of the record's rate
+    got = {k: a.beat_start_s * 1000.0 + a.fiducials_ms[k] for k in BOUNDARIES}
     ref = bd.match(beats, r_ms * bd.FS / 1000.0)
-    return got, (None if ref is None else {k: ref[k] * 1000.0 / bd.FS - r_ms for k in BOUNDARIES})
+    return None if ref is None else (r_ms, got, {k: ref[k] * 1000.0 / bd.FS for k in BOUNDARIES})
 
 
 def ludb_table(rates: list[float]) -> dict:
@@ -78,7 +78,7 @@ def ludb_table(rates: list[float]) -> dict:
         beats = read_ludb_beats(path.with_suffix(""))
         for fs in rates:
             got = chosen_beat(analyze_ecg(at_rate(record, fs), SignalConfig()), beats)
-            if got is not None and got[1] is not None:
+            if got is not None:
                 found[fs][rec] = got
     out = {}
     for fs in rates:
@@ -86,15 +86,16 @@ def ludb_table(rates: list[float]) -> dict:
             rows = {}
             for k in BOUNDARIES:
                 errs, shifts, n = [], [], 0
-                for rec, (got, ref) in found[fs].items():
+                for rec, (r_ms, got, ref) in found[fs].items():
                     if bd.part_of(rec) != part or not math.isfinite(ref[k]):
                         continue
                     n += 1
                     if math.isfinite(got[k]) and abs(got[k] - ref[k]) <= bd.MATCH_MS:  # further off: not found
                         errs.append(got[k] - ref[k])
-                    base = found.get(500.0, {}).get(rec, ({}, {}))[0].get(k, math.nan)
-                    if math.isfinite(got[k]) and math.isfinite(base):
-                        shifts.append(abs(got[k] - base))
+                    base = found.get(500.0, {}).get(rec)
+                    # the same beat chosen at both rates: how far the boundary moved
+                    if base is not None and abs(base[0] - r_ms) < 50.0 and math.isfinite(got[k]) and math.isfinite(base[1][k]):
+                        shifts.append(abs(got[k] - base[1][k]))
                 e = np.asarray(errs)
                 rows[k] = {
                     "n": n,
@@ -102,6 +103,7 @@ def ludb_table(rates: list[float]) -> dict:
                     "mean_ms": round(float(e.mean()), 1) if e.size else math.nan,
                     "sd_ms": round(float(e.std()), 1) if e.size else math.nan,
                     "mean_shift_ms": round(float(np.mean(shifts)), 2) if shifts else math.nan,
+                    "n_shift": len(shifts),
                 }
             out[f"{fs:g}/{part}"] = rows
     return out

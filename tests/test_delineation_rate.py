@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -47,18 +48,45 @@ def test_ptbxl_100_hz_file_measures_as_its_500_hz_twin(shared_data, record):
     assert not {"pacing_not_checked", "noise_not_checked"} & set(a_hi.flags)
 
 
-@pytest.mark.parametrize("record", [39, 63])
-def test_ludb_qrs_onset_at_250_hz_within_tolerance(shared_data, record):
-    # LUDB 39 and 63 (tuning part, sinus) resampled to 250 Hz: delineated at that rate, QRS onset was 8-9 ms
-    # before the cardiologists' (outside the 6.5-ms tolerance); at 500 Hz it is as on the original file
+@pytest.mark.parametrize("record", [1, 63, 87])
+def test_ludb_boundaries_at_other_rates_as_at_500_hz(shared_data, record):
+    # LUDB 1, 63, 87 (tuning part, sinus) resampled: delineated at the file's own rate, a boundary moved by
+    # 6.6-10 ms at 100 Hz and up to 4 ms at 250 Hz from where it is on the 500-Hz original; now by at most 2 ms
+    # (one 500-Hz sample) from 250 Hz up and 4 ms (0.4 of a sample) at 100 Hz, and QRS onset stays within
+    # the CSE tolerance of the cardiologists' from 250 Hz up
     base = shared_data / "ludb" / "data" / str(record)
     rec = read_ecg(base.with_suffix(".hea"))
     e500 = _errors_ms(analyze_ecg(rec), base)
-    for fs in (250.0, 360.0, 1000.0):
+    assert abs(e500["qrs_on"]) <= CSE_MS["qrs_on"]
+    for fs in (100.0, 250.0, 360.0, 1000.0):
         e = _errors_ms(analyze_ecg(_at_rate(rec, fs)), base)
-        assert abs(e["qrs_on"]) <= CSE_MS["qrs_on"], (record, fs, round(e["qrs_on"], 1))
+        assert fs < 250.0 or abs(e["qrs_on"]) <= CSE_MS["qrs_on"], (record, fs, round(e["qrs_on"], 1))
         for k in CSE_MS:
-            assert abs(e[k] - e500[k]) <= 2.0, (record, fs, k, round(e[k], 1), round(e500[k], 1))
+            assert abs(e[k] - e500[k]) <= (4.0 if fs < 250.0 else 2.0) + 1e-9, (record, fs, k, round(e[k], 1), round(e500[k], 1))
+
+
+def test_offsets_gaps_and_edges_at_another_rate(shared_data):
+    rec = read_ecg(shared_data / "ludb" / "data" / "3.hea")
+    at_1000 = _at_rate(rec, 1000.0)
+    # a lead's DC offset does not move anything (the resampler pads with zeros: the offset is taken off first)
+    a, shifted = analyze_ecg(at_1000), analyze_ecg(dataclasses.replace(at_1000, signal_mv=at_1000.signal_mv + 1.0))
+    assert shifted.measured == pytest.approx(a.measured, abs=1e-6)
+    assert shifted.fiducials_ms == pytest.approx(a.fiducials_ms, abs=1e-6)
+    # a lead with no finite sample: flagged flat, the other leads measured, no warning escapes
+    x = _at_rate(rec, 250.0)
+    sig = x.signal_mv.copy()
+    sig[3] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gap = analyze_ecg(dataclasses.replace(x, signal_mv=sig))
+    assert "flat_lead:aVR" in gap.flags and 80.0 <= gap.measured["qrs_ms"] <= 125.0
+    # a crop whose only beat fits at 100 Hz still fits at 500 Hz, in median and single-beat mode (this used
+    # to raise NoBeatError, or return an empty beat)
+    x = _at_rate(rec, 100.0)
+    crop = dataclasses.replace(x, signal_mv=np.ascontiguousarray(x.signal_mv[:, 5:135]))
+    for cfg in (SignalConfig(), SignalConfig(fiducials_from="single_beat")):
+        a = analyze_ecg(crop, cfg)
+        assert "no_beat" not in a.flags and a.beat_mv.shape == (12, 450) and math.isfinite(a.measured["qrs_ms"])
 
 
 def test_analysis_of_a_250_hz_record_keeps_its_rate_where_it_should(shared_data):
@@ -68,9 +96,11 @@ def test_analysis_of_a_250_hz_record_keeps_its_rate_where_it_should(shared_data)
     assert a.fs_hz == 250.0 and a.beat_fs_hz == DELINEATION_FS_HZ == 500.0
     assert a.beat_mv.shape == (12, round((cfg.beat_before_s + cfg.beat_after_s) * DELINEATION_FS_HZ))
     assert a.view.shape == (12, cfg.view_length)
-    # R peaks are the record's own (in s), the chosen beat's R peak is one of them to within one 250-Hz sample
-    r_s = a.beat_start_s + cfg.beat_before_s
-    assert np.min(np.abs(a.r_peaks_s - r_s)) <= 1.0 / 250.0
+    # the beat window starts on a sample of the record (as the view does), and the fiducials are in ms from it
+    assert a.beat_start_s * 250.0 == pytest.approx(round(a.beat_start_s * 250.0), abs=1e-6)
+    assert a.beat_start_s * 1000.0 + a.fiducials_ms["qrs_on"] == pytest.approx(
+        analyze_ecg(read_ecg(shared_data / "ludb" / "data" / "40.hea")).beat_start_s * 1000.0
+        + analyze_ecg(read_ecg(shared_data / "ludb" / "data" / "40.hea")).fiducials_ms["qrs_on"], abs=2.0)
     assert "pacing_not_checked" in a.flags
 
 

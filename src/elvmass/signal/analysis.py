@@ -15,6 +15,7 @@ On the bundled PTB-XL record 136 (a normal ECG of a 52-year-old man, 500 Hz, no 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -43,9 +44,9 @@ SEGMENT_NAMES = ("pr", "qrs", "st_t", "tp")
 MIN_TP_MS = 20.0
 #: the rate the beat is delineated and measured at, whatever the record's. The delineation's thresholds,
 #: smoothing widths and hold times were tuned at 500 Hz (LUDB, PTB-XL), and a median beat aligned on R peaks
-#: found at a coarser rate is blurred by their rounding; on LUDB's tuning part (odd records, sinus, chosen
-#: beats) resampled to 250 Hz, QRS onsets within tolerance fell from 96 to 82 % and the PTB-XL sample's
-#: 100-Hz files read QRS 11 ms longer than their 500-Hz twins (docs/delineation.md). For the delineation a
+#: found at a coarser rate is blurred by their rounding; on LUDB's sinus records (chosen beats) resampled
+#: to 100 Hz, QRS onsets within tolerance fell from 96 / 89 % (tuning / report part) to 68 / 75 %, and the
+#: PTB-XL sample's 100-Hz files read QRS 11 ms longer than their 500-Hz twins (docs/delineation.md). For the delineation a
 #: record at another rate is resampled to this rate and band-passed there, its R peaks refined on it
 #: (:func:`at_delineation_rate`); the quality checks and the model's view stay at the record's own rate.
 DELINEATION_FS_HZ = 500.0
@@ -185,22 +186,29 @@ def _beat_and_delineation_window(filtered, fs, r_peaks, r, config):
 
 def band_passed_at_delineation_rate(signal_mv: np.ndarray, fs_hz: float, low_hz: float, high_hz: float,
                                     notch_hz: float | None = None) -> np.ndarray:
-    """The raw (12, n) record resampled to :data:`DELINEATION_FS_HZ` (polyphase; gaps filled first with each
-    lead's median, as :func:`~elvmass.signal.filters.bandpass_filter` fills them) and band-passed there: what
-    the delineation would have seen had the cart recorded at that rate."""
-    raw = np.asarray(signal_mv)
-    if not np.isfinite(raw).all():
-        med = np.nan_to_num(np.nanmedian(np.where(np.isfinite(raw), raw, np.nan), axis=-1, keepdims=True))
-        raw = np.where(np.isfinite(raw), raw, med)
-    return bandpass_filter(resample_signal(raw, fs_hz, DELINEATION_FS_HZ), DELINEATION_FS_HZ, low_hz, high_hz, notch_hz)
+    """The raw (12, n) record resampled to :data:`DELINEATION_FS_HZ` and band-passed there: what the
+    delineation would have seen had the cart recorded at that rate. Each lead's mean is taken off first (a
+    gap is set to it): the polyphase resampler pads with zeros, so a lead's offset would otherwise become a
+    transient at the record's edges, and the band-pass removes the mean anyway."""
+    raw = np.asarray(signal_mv, dtype=np.float64)
+    if np.isfinite(raw).all():
+        x = raw - raw.mean(axis=-1, keepdims=True)
+    else:
+        with warnings.catch_warnings():  # a lead with no finite sample: all NaN, filled with 0
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nan_to_num(np.nanmean(raw, axis=-1, keepdims=True))
+        x = np.where(np.isfinite(raw), raw - mean, 0.0)
+    return bandpass_filter(resample_signal(x, fs_hz, DELINEATION_FS_HZ), DELINEATION_FS_HZ, low_hz, high_hz, notch_hz)
 
 
 def at_delineation_rate(signal_mv: np.ndarray, filtered_mv: np.ndarray, fs_hz: float, r_peaks: np.ndarray,
                         config: SignalConfig = SignalConfig()) -> tuple[np.ndarray, float, np.ndarray]:
     """The band-passed record and its R peaks at :data:`DELINEATION_FS_HZ`. At that rate, ``filtered_mv`` and
     ``r_peaks`` unchanged; otherwise :func:`band_passed_at_delineation_rate` of the raw ``signal_mv``, and
-    each R peak moved to the maximum of the combined leads within one original sample of where it maps (so
-    the median beat's beats line up to the finer rate): one peak per original peak, in the same order.
+    each R peak moved to the maximum of the combined leads within ``ceil(500 / fs_hz)`` samples (at 500 Hz) of
+    where it maps (one original sample at 100 or 250 Hz, at most two at higher rates), so the median beat's
+    beats line up to the finer rate; a beat whose window (``config.beat_before_s`` .. ``beat_after_s``) fits
+    in the record at its own rate is kept inside it here. One peak per original peak, in the same order.
 
         >>> x = np.zeros((12, 2500), dtype=np.float32); x[:, 1000] = 1.0
         >>> up, fs, r = at_delineation_rate(x, x, 250.0, np.array([1001]))
@@ -210,13 +218,20 @@ def at_delineation_rate(signal_mv: np.ndarray, filtered_mv: np.ndarray, fs_hz: f
     if abs(fs_hz - DELINEATION_FS_HZ) < 1e-9:
         return filtered_mv, fs_hz, r_peaks
     up = band_passed_at_delineation_rate(signal_mv, fs_hz, config.low_hz, config.high_hz, config.notch_hz)
+    n_up = up.shape[-1]
     scale = DELINEATION_FS_HZ / fs_hz
-    peaks = np.clip(np.round(np.asarray(r_peaks, dtype=np.float64) * scale).astype(np.int64), 0, up.shape[-1] - 1)
+    r = np.asarray(r_peaks, dtype=np.int64)
+    peaks = np.clip(np.round(r * scale).astype(np.int64), 0, n_up - 1)
     if peaks.size:
         half = max(1, int(math.ceil(scale)))
         combined = combine_leads(up)
-        idx = np.clip(peaks[:, None] + np.arange(-half, half + 1)[None, :], 0, up.shape[-1] - 1)
+        idx = np.clip(peaks[:, None] + np.arange(-half, half + 1)[None, :], 0, n_up - 1)
         peaks = idx[np.arange(idx.shape[0]), np.argmax(combined[idx], axis=1)].astype(np.int64)
+        nb, na = round(config.beat_before_s * fs_hz), round(config.beat_after_s * fs_hz)
+        nb_up, na_up = round(config.beat_before_s * DELINEATION_FS_HZ), round(config.beat_after_s * DELINEATION_FS_HZ)
+        fits = (r - nb >= 0) & (r + na <= np.asarray(filtered_mv).shape[-1])
+        if nb_up <= n_up - na_up:
+            peaks = np.where(fits, np.clip(peaks, nb_up, n_up - na_up), peaks)
     return up, DELINEATION_FS_HZ, peaks
 
 
@@ -277,6 +292,7 @@ def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: n
     flags += [f for f in assess_quality(record.signal_mv, filtered, fs, r_peaks, beat_correlation=median_corr) if f not in flags]
 
     view_span = (math.nan, math.nan)
+    beat_fs_hz = DELINEATION_FS_HZ
     try:
         view, view_span = view_and_span(filtered, fs, r_peaks, beat, config, rng)
     except NoBeatError:
@@ -288,24 +304,33 @@ def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: n
     else:
         # delineation and measurements at DELINEATION_FS_HZ, whatever the record's rate
         filtered_d, fs_d, r_peaks_d = at_delineation_rate(record.signal_mv, filtered, fs, r_peaks, config)
-        nb = round(config.beat_before_s * fs_d)
-        r = int(r_peaks_d[beat])
-        start_s = (r - nb) / fs_d
+        beat_fs_hz = fs_d
+        nb = round(config.beat_before_s * fs)
+        start_s = (int(r_peaks[beat]) - nb) / fs  # the beat window (and the view) at the record's rate
         end_s = start_s + config.beat_before_s + config.beat_after_s
+        r = int(r_peaks_d[beat])
+        # the delineation's R peak, in ms from the window's start (beat_before_s at 500 Hz; at other rates
+        # the window starts on a sample of the record's rate, and the R peak was refined at 500 Hz)
+        r_ms = (r / fs_d - int(r_peaks[beat]) / fs) * 1000.0 + nb * 1000.0 / fs
         rr_s = median_1d(np.diff(r_peaks_d)) / fs_d if r_peaks_d.size >= 2 else None
-        beat_mv, dl_mv, nd = _beat_and_delineation_window(filtered_d, fs_d, r_peaks_d, r, config)
-        if fiducials_fn is None:
-            fid = locate_fiducials(dl_mv, fs_d, nd, rr_s)
-        else:
-            found = fiducials_fn(record, filtered_d, fs_d, r_peaks_d, dl_mv, nd, rr_s, r)  # once: it may run a network
-            fid = {k: float(found.get(k, math.nan)) for k in FIDUCIAL_NAMES}
-        flags += _p_and_t_flags(fid, filtered_d, fs_d, r_peaks_d, dl_mv, nd)
-        if any(f.startswith("no_p_wave") for f in flags):
-            fid["p_on"] = fid["p_off"] = math.nan
-        # fiducials in ms from the beat window's start (a long-PR P onset may be negative: before the window)
-        fid_ms = {k: (fid[k] - nd) * 1000.0 / fs_d + config.beat_before_s * 1000.0 for k in FIDUCIAL_NAMES}
-        measured.update(measure_beat(dl_mv, fs_d, fid))
-        criteria = voltage_criteria(dl_mv, fs_d, {k: fid[k] * 1000.0 / fs_d for k in FIDUCIAL_NAMES}, record.patient.sex)
+        try:
+            beat_mv, dl_mv, nd = _beat_and_delineation_window(filtered_d, fs_d, r_peaks_d, r, config)
+        except NoBeatError:  # the chosen beat is kept inside the record at 500 Hz, so not expected; never raise
+            flags.append("no_beat")
+            start_s = end_s = math.nan
+        if beat_mv is not None:
+            if fiducials_fn is None:
+                fid = locate_fiducials(dl_mv, fs_d, nd, rr_s)
+            else:
+                found = fiducials_fn(record, filtered_d, fs_d, r_peaks_d, dl_mv, nd, rr_s, r)  # once: it may run a network
+                fid = {k: float(found.get(k, math.nan)) for k in FIDUCIAL_NAMES}
+            flags += _p_and_t_flags(fid, filtered_d, fs_d, r_peaks_d, dl_mv, nd)
+            if any(f.startswith("no_p_wave") for f in flags):
+                fid["p_on"] = fid["p_off"] = math.nan
+            # fiducials in ms from the beat window's start (a long-PR P onset may be negative: before the window)
+            fid_ms = {k: (fid[k] - nd) * 1000.0 / fs_d + r_ms for k in FIDUCIAL_NAMES}
+            measured.update(measure_beat(dl_mv, fs_d, fid))
+            criteria = voltage_criteria(dl_mv, fs_d, {k: fid[k] * 1000.0 / fs_d for k in FIDUCIAL_NAMES}, record.patient.sex)
     return ECGAnalysis(
         r_peaks_s=r_peaks / fs,
         beat_start_s=float(start_s),
@@ -317,6 +342,7 @@ def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: n
         view=view,
         fs_hz=fs,
         beat_mv=None if beat_mv is None else beat_mv.astype(np.float32),
+        beat_fs_hz=beat_fs_hz,
         config=config,
         view_span_s=(float(view_span[0]), float(view_span[1])),
         source_path=record.source_path,
