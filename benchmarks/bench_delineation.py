@@ -237,6 +237,23 @@ def oracle_offsets(ref_beats: list[dict], chosen: dict, all_beats: list[dict], r
     return out
 
 
+def lead_split_agreement(ref_chosen: dict, rng: np.random.Generator, splits: int = 200) -> dict:
+    """Per boundary, how well the cardiologists' marks in two random halves of the annotating leads agree on
+    the chosen beat: ``{boundary: (share of splits whose two half-medians are within the CSE tolerance,
+    mean |difference| ms)}``. The reference is the median over all the leads, so this says how much of a
+    method's miss the reference's own between-lead spread can explain (nothing is fitted to it)."""
+    out = {}
+    for k in BOUNDARIES:
+        marks = np.asarray(ref_chosen.get(f"{k}_leads", []), dtype=np.float64)
+        if marks.size < 4:
+            continue
+        h = marks.size // 2
+        d = np.array([np.median(p[:h]) - np.median(p[h:]) for p in (rng.permutation(marks) for _ in range(splits))])
+        d_ms = d * 1000.0 / FS
+        out[k] = (float(np.mean(np.abs(d_ms) <= CSE_TOLERANCE_MS[k])), float(np.mean(np.abs(d_ms))), float(d_ms.std()))
+    return out
+
+
 class Tally:
     def __init__(self):
         self.rows = {k: {"ref": 0, "hit": 0, "found": 0, "true": 0, "tol": 0, "err": []} for k in BOUNDARIES}
@@ -401,6 +418,8 @@ def main(argv=None) -> int:
     skipped = []
     per_record = []
     oracle: dict[str, list[tuple[float, float]]] = {}
+    split: dict[str, list[tuple[float, float, float]]] = {}
+    split_rng = np.random.default_rng(0)
     for rec in recs:
         path = LUDB / "data" / f"{rec}.hea"
         ref_beats = read_ludb_beats(path.with_suffix(""))
@@ -449,6 +468,8 @@ def main(argv=None) -> int:
         if ref_chosen is not None and rh == "sinus" and all_e:
             for k, v in oracle_offsets(ref_beats, chosen, all_e, ref_chosen).items():
                 oracle.setdefault(k, []).append(v)
+            for k, v in lead_split_agreement(ref_chosen, split_rng).items():
+                split.setdefault(k, []).append(v)
         if ref_chosen is not None:
             row = {"record": rec, "rhythm": rhythms[rec]}
             for m in ("elvmass", "segment_h", "hybrid"):
@@ -493,6 +514,20 @@ def main(argv=None) -> int:
         sd = float(np.median([s for _, s in v]))
         summary["annotation_ceiling"][k] = {"within_tolerance": within, "median_within_record_sd_ms": sd, "n": len(v)}
         print(f"{k:<9} oracle within tolerance {within * 100:5.1f} %   median within-record SD {sd:4.1f} ms   ({len(v)} beats)")
+    print("\n## the annotations' spread between leads (chosen beats, sinus): the cardiologists' marks in two random "
+          "halves of the annotating leads (200 splits per beat), median of one half against the other's")
+    summary["lead_split_agreement"] = {}
+    for k in BOUNDARIES:
+        v = split.get(k, [])
+        if not v:
+            continue
+        share, mad, sd = (float(np.mean([x[i] for x in v])) for i in range(3))
+        # the reference is the median of all leads: about half the variance of a half's median, so its own
+        # SD from the between-lead spread is about sd(half - half) / 2
+        summary["lead_split_agreement"][k] = {"within_tolerance": share, "mean_abs_ms": mad, "sd_ms": sd,
+                                              "reference_sd_ms_about": sd / 2.0, "n": len(v)}
+        print(f"{k:<9} halves within tolerance {share * 100:5.1f} %   mean |difference| {mad:4.1f} ms   "
+              f"SD {sd:4.1f} ms (so the all-lead reference's own SD ~{sd / 2:3.1f} ms)   ({len(v)} beats)")
     print("\nseconds (this machine, shared and loaded):", {m: round(s, 1) for m, s in seconds.items()})
 
     if seg is not None:

@@ -227,3 +227,19 @@ def test_r_peaks_against_ludb_annotated_qrs_complexes(shared_data):
     # record 109 (AF with aberrant conduction) has two detections (3004, 3798) between annotated QRS
     # complexes 2785/3210 and 3581/4029: the only extras, 2 of 174 (1.1 %)
     assert missed <= 0.01 * total and extra <= 0.015 * total, (missed, extra, total)
+
+
+def test_ludb_reference_keeps_each_leads_marks_beside_their_median(shared_data):
+    # the benchmark's between-lead spread of the reference needs the leads' own marks: LUDB 1's beats are
+    # annotated in all 12 leads, and each global boundary is the median of its leads' marks
+    from elvmass.signal.ludb_reference import BOUNDARIES, read_ludb_beats
+
+    base = shared_data / "ludb" / "data" / "1"
+    beats = read_ludb_beats(base)
+    b = beats[1]
+    assert len(b["qrs_on_leads"]) == 12 and b["n_leads"] == 12
+    for k in BOUNDARIES:
+        assert b[k] == float(np.median(b[f"{k}_leads"]))
+    ref = _reference(base, b["qrs_peak"])
+    assert ref["qrs_on"] == b["qrs_on"] and ref["t_off"] == b["t_off"]
+    assert max(b["qrs_on_leads"]) - min(b["qrs_on_leads"]) > 0  # the leads do not all mark one instant

@@ -14,6 +14,7 @@ key                meaning (samples at the record's rate, float; NaN where no le
 ``qrs_on, qrs_off`` QRS onset / offset
 ``t_off``          T wave offset
 ``n_leads``        number of leads annotating this QRS
+``<key>_leads``    for each boundary above, the annotating leads' own marks (a list; the median is the key)
 =================  =====================================================================
 
 Beats are the QRS complexes (QRS peak marks of all leads clustered within 60 ms); a P wave belongs to
@@ -98,7 +99,8 @@ def read_ludb_beats(record: str | Path, fs_hz: float = 500.0) -> list[dict[str, 
     for b in beats:
         row = {"qrs_peak": b["qrs_peak"], "n_leads": b["n_leads"]}
         for key in BOUNDARIES:
-            vals = [v for v in b[key] if math.isfinite(v)]
+            vals = [float(v) for v in b[key] if math.isfinite(v)]
             row[key] = float(np.median(vals)) if vals else math.nan
+            row[f"{key}_leads"] = vals
         out.append(row)
     return out
