@@ -289,7 +289,8 @@ def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: n
     filtered = bandpass_filter(record.signal_mv, fs, config.low_hz, config.high_hz, config.notch_hz)
     r_peaks = _peaks_on_combined(combine_leads(filtered), fs)
     beat, median_corr = _choose_beat(filtered, fs, r_peaks, config.beat_before_s, config.beat_after_s)
-    flags += [f for f in assess_quality(record.signal_mv, filtered, fs, r_peaks, beat_correlation=median_corr) if f not in flags]
+    flags += [f for f in assess_quality(record.signal_mv, filtered, fs, r_peaks, beat_correlation=median_corr,
+                                                 notch_hz=config.notch_hz) if f not in flags]
 
     view_span = (math.nan, math.nan)
     beat_fs_hz = DELINEATION_FS_HZ

@@ -28,7 +28,7 @@ from elvmass.signal.analysis import ECGAnalysis, analyze_ecg
 from elvmass.signal.config import SignalConfig
 
 #: bump when the pipeline's numbers change, so old cache entries are not reused.
-PIPELINE_VERSION = "signal-9"  # 2: T-wave detections dropped (Pan-Tompkins rule); 3: P on/off, T end by trapezium, RR-bounded searches, mean-RR HR; 4: rate-independent noise and pacing checks; 5: QRS offset after a terminal R' (bundle branch block); 6: QRS onset per lead (a low quantile of the clearly deflecting leads); 7: pacing spikes must lead beats (not sit on R apexes); 8: QRS onset = weighted mean of the slope onset and the magnitude knee, pacing stimuli > 0.25 mV at a fixed lead 30-400 ms before R; 9: delineation and measurements at 500 Hz whatever the record's rate
+PIPELINE_VERSION = "signal-9"  # 2: T-wave detections dropped (Pan-Tompkins rule); 3: P on/off, T end by trapezium, RR-bounded searches, mean-RR HR; 4: rate-independent noise and pacing checks; 5: QRS offset after a terminal R' (bundle branch block); 6: QRS onset per lead (a low quantile of the clearly deflecting leads); 7: pacing spikes must lead beats (not sit on R apexes); 8: QRS onset = weighted mean of the slope onset and the magnitude knee, pacing stimuli > 0.25 mV at a fixed lead 30-400 ms before R; 9: delineation and measurements at 500 Hz whatever the record's rate, fiducials from the window's actual first sample, the configured mains notch left out of the noise check, mains_interference flag
 
 
 def _content_files(path: Path) -> list[Path]:

@@ -19,7 +19,11 @@ Flags (strings; per-lead ones carry the lead name):
 - ``noisy_lead:<lead>``: noise between 40 and 100 Hz > 0.012 mV RMS (see :func:`high_frequency_noise_mv`);
 - ``noise_not_checked``: the rate is too low to hold that band (100 Hz: Nyquist 50 Hz, the band would end
   at 40 Hz; not blocking: the user is told that noise could not be measured, as with pacing);
-- ``excessive_noise``: a noisy lead, or beats that disagree in shape (median QRS correlation < 0.7).
+- ``excessive_noise``: a noisy lead, or beats that disagree in shape (median QRS correlation < 0.7);
+- ``mains_interference:<50|60>``: the noisy leads' noise is mostly a mains line: a notch at that frequency
+  takes at least half of it away (median over the noisy leads). Not blocking by itself: it says what to
+  fix (``elvmass beats --notch-hz 50``, ``SignalConfig(notch_hz=50)``), and with that notch the line is no
+  longer counted as noise. Not looked for when a notch is configured.
 
 Thresholds were set on the PTB-XL sample (records 1-200) and LUDB records 1-120, so no real ECG here
 checks them independently (docs/quality.md has the table). The pacing rule flags PTB-XL's three pacemaker
@@ -45,7 +49,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import butter
+from scipy.signal import butter, iirnotch, tf2sos
 
 from elvmass.record import LEADS
 from elvmass.signal.kernels import lead_checks, sosfilt_abs_rows
@@ -64,6 +68,9 @@ PACING_MIN_FS_HZ = 400.0
 FLAT_P2P_MV = 0.05
 SATURATED_FRACTION = 0.02
 NOISE_HF_MV = 0.012
+#: mains frequencies looked for in noisy leads, and the share of their noise a notch must remove
+MAINS_HZ = (50.0, 60.0)
+MAINS_NOISE_SHARE = 0.5
 BEAT_CORR_NOISY = 0.7
 
 
@@ -71,10 +78,11 @@ BEAT_CORR_NOISY = 0.7
 NOISE_BAND_HZ = (40.0, 100.0)
 
 
-def high_frequency_noise_mv(raw_mv: np.ndarray, fs_hz: float) -> np.ndarray:
+def high_frequency_noise_mv(raw_mv: np.ndarray, fs_hz: float, notch_hz: float | None = None) -> np.ndarray:
     """Per-lead RMS (mV) of the noise between 40 and 100 Hz: band-passed, then scaled by the median
     absolute value (x 1.4826, the RMS of Gaussian noise), so the QRS complexes' own high-frequency
-    content (a tenth of the samples) does not count as noise.
+    content (a tenth of the samples) does not count as noise. With ``notch_hz`` (the pipeline's mains
+    notch), the mains line the pipeline removes is removed here too: it is not noise the ECG keeps.
 
     The band is fixed in Hz, so the estimate does not depend on the sampling rate (the earlier estimate,
     the first difference of what the ECG band-pass removed, grew as the rate fell: a genuine 1000-Hz
@@ -93,11 +101,39 @@ def high_frequency_noise_mv(raw_mv: np.ndarray, fs_hz: float) -> np.ndarray:
         x = x.astype(np.float64)
     if not noise_band_exists(fs_hz):  # e.g. 100 Hz: nothing above the ECG band to measure
         return np.full(x.shape[0], np.nan)
-    mag = sosfilt_abs_rows(_noise_band_sos(float(fs_hz)), x, int(0.25 * fs_hz))  # |band| of each lead
+    sos = _noise_band_sos(float(fs_hz), None if notch_hz is None else float(notch_hz))
+    mag = sosfilt_abs_rows(sos, x, int(0.25 * fs_hz))  # |band| of each lead
     if mag.shape[1] == 0:
         return np.zeros(mag.shape[0])
     half = mag.shape[1] // 2
     return 1.4826 * np.partition(mag, half, axis=1)[:, half].astype(np.float64)
+
+
+def mains_line_hz(raw_mv: np.ndarray, fs_hz: float, noise_mv: np.ndarray | None = None) -> float | None:
+    """The mains frequency (50 or 60 Hz) whose notch removes at least ``MAINS_NOISE_SHARE`` of the noise of
+    the noisy leads (median over them; ``noise_mv``: :func:`high_frequency_noise_mv` of ``raw_mv``), the
+    one removing most when both do; None when neither does or no lead is noisy.
+
+        >>> import numpy as np
+        >>> t = np.arange(5000) / 500.0
+        >>> x = np.tile(0.05 * np.sin(2 * np.pi * 50.0 * t), (12, 1))   # a 50-Hz line, 0.05 mV, no other noise
+        >>> mains_line_hz(x, 500.0), mains_line_hz(np.random.default_rng(0).normal(0, 0.05, (12, 5000)), 500.0)
+        (50.0, None)
+    """
+    hf = high_frequency_noise_mv(raw_mv, fs_hz) if noise_mv is None else np.asarray(noise_mv)
+    noisy = np.flatnonzero(np.nan_to_num(hf) > NOISE_HF_MV)
+    if noisy.size == 0:
+        return None
+    low, high = _noise_band_edges(float(fs_hz))
+    best, best_left = None, 1.0 - MAINS_NOISE_SHARE
+    rows = np.asarray(raw_mv)[noisy]
+    for f0 in MAINS_HZ:
+        if not low < f0 < high:
+            continue
+        left = float(np.median(high_frequency_noise_mv(rows, fs_hz, f0) / hf[noisy]))
+        if left <= best_left:
+            best, best_left = f0, left
+    return best
 
 
 def _noise_band_edges(fs_hz: float) -> tuple[float, float]:
@@ -112,8 +148,11 @@ def noise_band_exists(fs_hz: float) -> bool:
 
 
 @lru_cache(maxsize=16)
-def _noise_band_sos(fs_hz: float) -> np.ndarray:
-    return butter(3, list(_noise_band_edges(fs_hz)), btype="bandpass", fs=fs_hz, output="sos")
+def _noise_band_sos(fs_hz: float, notch_hz: float | None = None) -> np.ndarray:
+    sos = butter(3, list(_noise_band_edges(fs_hz)), btype="bandpass", fs=fs_hz, output="sos")
+    if notch_hz is not None and 0.0 < notch_hz < fs_hz / 2.0:  # the notch of elvmass.signal.filters (Q 30)
+        sos = np.vstack([sos, tf2sos(*iirnotch(notch_hz, Q=30.0, fs=fs_hz))])
+    return sos
 
 
 def pacing_events(spike_samples: np.ndarray, r_peaks: np.ndarray, fs_hz: float) -> int:
@@ -153,8 +192,10 @@ def assess_quality(
     r_peaks: np.ndarray,
     *,
     beat_correlation: float | None = None,
+    notch_hz: float | None = None,
 ) -> tuple[str, ...]:
-    """Quality flags of one ECG from its raw and band-passed (12, n) signals and R peaks."""
+    """Quality flags of one ECG from its raw and band-passed (12, n) signals and R peaks; ``notch_hz`` the
+    mains notch the band-passed signal was filtered with (its line is then not counted as noise)."""
     # Arithmetic in float64 as on float64 copies, but without making them: the kernels widen float32
     # samples one at a time, so the flags are the same to the last bit at a fraction of the memory traffic.
     raw = np.asarray(raw_mv)
@@ -184,7 +225,7 @@ def assess_quality(
     if fs_hz >= PACING_MIN_FS_HZ and pacing_events(spikes, r, fs_hz) >= PACING_MIN_EVENTS:
         flags.append("pacing_spikes")
     at_rail = n_rail / n
-    hf = high_frequency_noise_mv(raw, fs_hz)
+    hf = high_frequency_noise_mv(raw, fs_hz, notch_hz)
     if not noise_band_exists(fs_hz):
         flags.append("noise_not_checked")
     noisy = False
@@ -199,6 +240,10 @@ def assess_quality(
             noisy = True
     if noisy or (beat_correlation is not None and beat_correlation < BEAT_CORR_NOISY):
         flags.append("excessive_noise")
+    if noisy and notch_hz is None:
+        mains = mains_line_hz(raw, fs_hz, hf)
+        if mains is not None:
+            flags.append(f"mains_interference:{mains:g}")
     return tuple(flags)
 
 
