@@ -26,7 +26,7 @@ Flags (strings; per-lead ones carry the lead name):
   longer counted as noise. Not looked for when a notch is configured.
 
 Thresholds were set on the PTB-XL sample (records 1-200) and LUDB records 1-120, so no real ECG here
-checks them independently (docs/quality.md has the table). The pacing rule flags PTB-XL's three pacemaker
+checks them independently (the measurements that set them follow). The pacing rule flags PTB-XL's three pacemaker
 records (stimulus 90-112 ms before R) and no other of the 200; 8 of LUDB's 10 paced records (stimuli 44-156
 ms before R; the rule before 4 Dec 2026, > 0.35 mV and any lead time, flagged 5) and none of its 110
 others; none of the genuine vendor files; and of 5,981 generated ECGs (``elvmass synth --n 3000 --seed 7``)
