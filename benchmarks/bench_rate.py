@@ -6,7 +6,7 @@ delineates and measures every record at ``DELINEATION_FS_HZ`` (500 Hz) whatever 
 (``elvmass.signal.analysis.at_delineation_rate``). This benchmark shows what that buys on real files:
 
 - **LUDB** (``../shared/data/ludb``, 500 Hz, cardiologist annotations): every sinus record (no pacemaker)
-  resampled to each of ``--rates`` (polyphase, ``elvmass.record.resample_signal``) and analysed as a file
+  resampled to each of ``--rates`` (polyphase, ``ECGRecord.resampled``) and analysed as a file
   at that rate would be. Per rate and part (tuning = odd record numbers, report = even; nothing here is
   tuned, on either): the chosen beat's boundaries within the CSE tolerance (as in bench_delineation.py),
   their mean +/- SD error (a boundary more than 150 ms off counts as not found, as there), and the mean
@@ -26,7 +26,6 @@ Run:  python benchmarks/bench_rate.py [--rates 100 250 360 500 1000] [--before] 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import sys
@@ -38,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_delineation as bd  # noqa: E402
 
 from elvmass import read_ecg  # noqa: E402
-from elvmass.record import resample_signal  # noqa: E402
 from elvmass.signal import SignalConfig, analyze_ecg  # noqa: E402
 from elvmass.signal import analysis as analysis_mod  # noqa: E402
 from elvmass.signal.ludb_reference import BOUNDARIES, CSE_TOLERANCE_MS, read_ludb_beats  # noqa: E402
@@ -48,13 +46,6 @@ TWIN_KEYS = ("qrs_ms", "pr_ms", "qt_ms", "p_axis_deg", "r_axis_deg", "t_axis_deg
 MAX_SHARE_DROP = 5.0
 MAX_SHIFT_MS = 2.0
 MAX_TWIN_MEDIAN_MS = 3.0
-
-
-def at_rate(record, fs_hz: float):
-    """``record`` as a file recorded at ``fs_hz`` would read."""
-    if abs(fs_hz - record.fs_hz) < 1e-9:
-        return record
-    return dataclasses.replace(record, signal_mv=resample_signal(record.signal_mv, record.fs_hz, fs_hz), fs_hz=fs_hz)
 
 
 def chosen_beat(a, beats: list[dict]) -> tuple[float, dict, dict] | None:
@@ -77,7 +68,7 @@ def ludb_table(rates: list[float]) -> dict:
         record = read_ecg(path)
         beats = read_ludb_beats(path.with_suffix(""))
         for fs in rates:
-            got = chosen_beat(analyze_ecg(at_rate(record, fs), SignalConfig()), beats)
+            got = chosen_beat(analyze_ecg(record if fs == record.fs_hz else record.resampled(fs), SignalConfig()), beats)
             if got is not None:
                 found[fs][rec] = got
     out = {}

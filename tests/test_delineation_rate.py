@@ -6,7 +6,6 @@ the whole table)."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 
@@ -14,15 +13,10 @@ import numpy as np
 import pytest
 
 from elvmass import read_ecg
-from elvmass.record import resample_signal
 from elvmass.segment import analyze_ecg_hybrid
 from elvmass.signal import SignalConfig, analyze_ecg
 from elvmass.signal.analysis import DELINEATION_FS_HZ
 from test_delineation import CSE_MS, _reference
-
-
-def _at_rate(record, fs_hz):
-    return dataclasses.replace(record, signal_mv=resample_signal(record.signal_mv, record.fs_hz, fs_hz), fs_hz=fs_hz)
 
 
 def _errors_ms(a, base) -> dict[str, float]:
@@ -59,7 +53,7 @@ def test_ludb_boundaries_at_other_rates_as_at_500_hz(shared_data, record):
     e500 = _errors_ms(analyze_ecg(rec), base)
     assert abs(e500["qrs_on"]) <= CSE_MS["qrs_on"]
     for fs in (100.0, 250.0, 360.0, 1000.0):
-        e = _errors_ms(analyze_ecg(_at_rate(rec, fs)), base)
+        e = _errors_ms(analyze_ecg(rec.resampled(fs)), base)
         assert fs < 250.0 or abs(e["qrs_on"]) <= CSE_MS["qrs_on"], (record, fs, round(e["qrs_on"], 1))
         for k in CSE_MS:
             assert abs(e[k] - e500[k]) <= (4.0 if fs < 250.0 else 2.0) + 1e-9, (record, fs, k, round(e[k], 1), round(e500[k], 1))
@@ -67,30 +61,30 @@ def test_ludb_boundaries_at_other_rates_as_at_500_hz(shared_data, record):
 
 def test_offsets_gaps_and_edges_at_another_rate(shared_data):
     rec = read_ecg(shared_data / "ludb" / "data" / "3.hea")
-    at_1000 = _at_rate(rec, 1000.0)
+    at_1000 = rec.resampled(1000.0)
     # a lead's DC offset does not move anything (the resampler pads with zeros: the offset is taken off first)
-    a, shifted = analyze_ecg(at_1000), analyze_ecg(dataclasses.replace(at_1000, signal_mv=at_1000.signal_mv + 1.0))
+    a, shifted = analyze_ecg(at_1000), analyze_ecg(at_1000.replace(signal_mv=at_1000.signal_mv + 1.0))
     assert shifted.measured == pytest.approx(a.measured, abs=1e-6)
     assert shifted.fiducials_ms == pytest.approx(a.fiducials_ms, abs=1e-6)
     # a lead with no finite sample: flagged flat, the other leads measured, no warning escapes
-    x = _at_rate(rec, 250.0)
+    x = rec.resampled(250.0)
     sig = x.signal_mv.copy()
     sig[3] = np.nan
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        gap = analyze_ecg(dataclasses.replace(x, signal_mv=sig))
+        gap = analyze_ecg(x.replace(signal_mv=sig))
     assert "flat_lead:aVR" in gap.flags and 80.0 <= gap.measured["qrs_ms"] <= 125.0
     # a crop whose only beat fits at 100 Hz still fits at 500 Hz, in median and single-beat mode (this used
     # to raise NoBeatError, or return an empty beat)
-    x = _at_rate(rec, 100.0)
-    crop = dataclasses.replace(x, signal_mv=np.ascontiguousarray(x.signal_mv[:, 5:135]))
+    x = rec.resampled(100.0)
+    crop = x.replace(signal_mv=np.ascontiguousarray(x.signal_mv[:, 5:135]))
     for cfg in (SignalConfig(), SignalConfig(fiducials_from="single_beat")):
         a = analyze_ecg(crop, cfg)
         assert "no_beat" not in a.flags and a.beat_mv.shape == (12, 450) and math.isfinite(a.measured["qrs_ms"])
 
 
 def test_analysis_of_a_250_hz_record_keeps_its_rate_where_it_should(shared_data):
-    rec = _at_rate(read_ecg(shared_data / "ludb" / "data" / "40.hea"), 250.0)
+    rec = read_ecg(shared_data / "ludb" / "data" / "40.hea").resampled(250.0)
     cfg = SignalConfig()
     a = analyze_ecg(rec, cfg)
     assert a.fs_hz == 250.0 and a.beat_fs_hz == DELINEATION_FS_HZ == 500.0
@@ -111,5 +105,5 @@ def test_hybrid_with_another_band_at_250_hz(shared_data):
     rec = read_ecg(base.with_suffix(".hea"))
     cfg = SignalConfig(low_hz=0.67, high_hz=30.0)
     p500 = analyze_ecg_hybrid(rec, cfg).fiducials_ms["p_on"]
-    p250 = analyze_ecg_hybrid(_at_rate(rec, 250.0), cfg).fiducials_ms["p_on"]
+    p250 = analyze_ecg_hybrid(rec.resampled(250.0), cfg).fiducials_ms["p_on"]
     assert math.isfinite(p500) and abs(p250 - p500) <= 4.0, (p500, p250)

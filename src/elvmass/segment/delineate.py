@@ -196,12 +196,9 @@ def hybrid_fiducials(record, filtered_mv, fs_hz, r_peaks, beat_mv, r_index, rr_s
         return fid
     if (config.low_hz, config.high_hz, config.notch_hz) != INPUT_BAND:
         from elvmass.signal.analysis import band_passed_at_delineation_rate
-        from elvmass.signal.filters import bandpass_filter
 
-        if fs_hz == record.fs_hz:
-            filtered_mv = bandpass_filter(record.signal_mv, fs_hz, *INPUT_BAND)
-        else:  # at the delineation's rate, as the pipeline brings the record there
-            filtered_mv = band_passed_at_delineation_rate(record.signal_mv, record.fs_hz, *INPUT_BAND)
+        # at the delineation's rate (``fs_hz``), as the pipeline brings the record there
+        filtered_mv = band_passed_at_delineation_rate(record.signal_mv, record.fs_hz, *INPUT_BAND)
     net_on = network_p_onset(segmenter or shipped_p_onset_segmenter(), filtered_mv, fs_hz, r_sample,
                              r_sample + fid["qrs_on"] - r_index)
     if math.isfinite(net_on):

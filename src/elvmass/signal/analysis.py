@@ -186,10 +186,13 @@ def _beat_and_delineation_window(filtered, fs, r_peaks, r, config):
 
 def band_passed_at_delineation_rate(signal_mv: np.ndarray, fs_hz: float, low_hz: float, high_hz: float,
                                     notch_hz: float | None = None) -> np.ndarray:
-    """The raw (12, n) record resampled to :data:`DELINEATION_FS_HZ` and band-passed there: what the
-    delineation would have seen had the cart recorded at that rate. Each lead's mean is taken off first (a
-    gap is set to it): the polyphase resampler pads with zeros, so a lead's offset would otherwise become a
-    transient at the record's edges, and the band-pass removes the mean anyway."""
+    """The raw (12, n) record band-passed at :data:`DELINEATION_FS_HZ`: what the delineation would have seen
+    had the cart recorded at that rate (at that rate, just :func:`~elvmass.signal.filters.bandpass_filter`).
+    At another rate it is resampled first, each lead's mean taken off (a gap set to it): the polyphase
+    resampler pads with zeros, so a lead's offset would otherwise become a transient at the record's edges,
+    and the band-pass removes the mean anyway."""
+    if abs(fs_hz - DELINEATION_FS_HZ) < 1e-9:
+        return bandpass_filter(signal_mv, fs_hz, low_hz, high_hz, notch_hz)
     raw = np.asarray(signal_mv, dtype=np.float64)
     if np.isfinite(raw).all():
         x = raw - raw.mean(axis=-1, keepdims=True)
@@ -306,13 +309,13 @@ def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: n
         # delineation and measurements at DELINEATION_FS_HZ, whatever the record's rate
         filtered_d, fs_d, r_peaks_d = at_delineation_rate(record.signal_mv, filtered, fs, r_peaks, config)
         beat_fs_hz = fs_d
-        nb = round(config.beat_before_s * fs)
-        start_s = (int(r_peaks[beat]) - nb) / fs  # the beat window (and the view) at the record's rate
+        nb, r_own = round(config.beat_before_s * fs), int(r_peaks[beat])
+        start_s = (r_own - nb) / fs  # the beat window (and the view) at the record's rate
         end_s = start_s + config.beat_before_s + config.beat_after_s
         r = int(r_peaks_d[beat])
         # the delineation's R peak, in ms from the window's start (beat_before_s at 500 Hz; at other rates
         # the window starts on a sample of the record's rate, and the R peak was refined at 500 Hz)
-        r_ms = (r / fs_d - int(r_peaks[beat]) / fs) * 1000.0 + nb * 1000.0 / fs
+        r_ms = (r / fs_d - r_own / fs) * 1000.0 + nb * 1000.0 / fs
         rr_s = median_1d(np.diff(r_peaks_d)) / fs_d if r_peaks_d.size >= 2 else None
         try:
             beat_mv, dl_mv, nd = _beat_and_delineation_window(filtered_d, fs_d, r_peaks_d, r, config)
