@@ -1,5 +1,6 @@
-"""The hybrid delineation (``delineation="hybrid"``): the rules, with P onset the mean of the rules' and the
-segmentation network's, on LUDB's cardiologist annotations and a cart export.
+"""The hybrid delineation (``delineation="hybrid"``, ``SignalConfig(p_onset="hybrid")``): the rules, with P onset the
+mean of the rules' and the segmentation network's, on LUDB's cardiologist annotations and a cart export; and the
+shipped ONNX graph the pipeline runs, against the PyTorch network it was exported from.
 
 Leakage: the hybrid's network (``elvmass/data/segment_odd``) was trained on LUDB's odd-numbered records, the
 rules were tuned on them too, so every LUDB record here is even (held out from both). The reference is
@@ -101,7 +102,8 @@ def test_hybrid_refilters_for_the_network_when_the_pipeline_band_differs(shared_
     net = network_p_onset(shipped_p_onset_segmenter(), x, fs, r, start + rules.fiducials_ms["qrs_on"] * fs / 1000.0)
     net_ms = (net - start) * 1000.0 / fs
     assert abs(net_ms - rules.fiducials_ms["p_on"]) <= 40.0
-    assert hybrid.fiducials_ms["p_on"] == pytest.approx(0.5 * net_ms + 0.5 * rules.fiducials_ms["p_on"], abs=1e-6)
+    # (the pipeline runs the ONNX graph, this test the PyTorch network: the same to float32 rounding)
+    assert hybrid.fiducials_ms["p_on"] == pytest.approx(0.5 * net_ms + 0.5 * rules.fiducials_ms["p_on"], abs=1e-4)
 
 
 def test_cli_beats_delineation_hybrid_keeps_keys_and_matches_the_cart(shared_data):
@@ -111,3 +113,68 @@ def test_cli_beats_delineation_hybrid_keeps_keys_and_matches_the_cart(shared_dat
     assert abs(a["measured"]["pr_ms"] - 158) <= 20 and abs(a["measured"]["p_axis_deg"] - 49) <= 20
     assert a["measured"]["qrs_ms"] == rules["measured"]["qrs_ms"]
     assert a["fiducials_ms"]["p_on"] != rules["fiducials_ms"]["p_on"]  # really the hybrid
+
+
+def _windows(shared_data, n=6):
+    """Chosen-beat windows of real ECGs, band-passed 0.5-40 Hz, as the hybrid cuts them (600 ms before R, 100 after)."""
+    out = []
+    for path in sorted((shared_data / "ptbxl-sample" / "records500").rglob("*.hea"))[:n]:
+        rec = read_ecg(path)
+        a = analyze_ecg(rec)
+        r = round(a.beat_start_s * rec.fs_hz) + round(0.35 * rec.fs_hz)
+        out.append(bandpass_filter(rec.signal_mv, rec.fs_hz, 0.5, 40.0)[:, r - 300 : r + 50])
+    return out
+
+
+def test_the_shipped_onnx_graph_is_the_shipped_network(shared_data):
+    from elvmass.segment.network import prepare_filtered
+    from elvmass.signal.p_onset_net import p_wave_probability, prepared_window
+
+    seg = shipped_p_onset_segmenter()
+    for w in _windows(shared_data):
+        x = prepared_window(w, 500.0)
+        np.testing.assert_allclose(x, prepare_filtered(w, 500.0), rtol=0, atol=1e-6)  # the same input, faster
+        torch_p = seg.posteriors(x).mean(axis=0)[:, 1]
+        onnx_p = p_wave_probability(x)
+        assert np.abs(onnx_p - torch_p).max() < 1e-5
+        assert onnx_p.max() > 0.8  # a real P wave in every window: the comparison is not between two flat lines
+
+
+def test_the_onnx_export_keeps_the_network_in_eval_mode_and_the_leads_apart(tmp_path):
+    import onnxruntime as ort
+    import torch
+
+    from elvmass.segment.network import SegmentNet, export_onnx
+
+    torch.manual_seed(0)
+    net = SegmentNet((4, 8, 8, 8)).eval()
+    export_onnx(net, tmp_path / "n.onnx")
+    assert not net.training  # torch.onnx.export would leave it training (batch statistics) otherwise
+    x = np.random.default_rng(0).standard_normal((1, 1, 3, 64)).astype(np.float32)
+    y = ort.InferenceSession(str(tmp_path / "n.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x[0].transpose(1, 0, 2))).numpy()
+    np.testing.assert_allclose(y[0].transpose(1, 0, 2), ref, atol=1e-5)
+    x2 = x.copy()
+    x2[0, 0, 1] = 0.0  # change one lead: the others' logits do not move
+    y2 = ort.InferenceSession(str(tmp_path / "n.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x2})[0]
+    assert np.array_equal(y2[0, :, [0, 2]], y[0, :, [0, 2]]) and not np.array_equal(y2[0, :, 1], y[0, :, 1])
+
+
+def test_the_hybrid_pipeline_runs_without_pytorch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from elvmass.io import example_ecg_path, read_ecg; from elvmass.signal import SignalConfig, analyze_ecg; "
+            "a = analyze_ecg(read_ecg(example_ecg_path()), SignalConfig(p_onset='hybrid')); "
+            "print(round(a.fiducials_ms['p_on'], 3), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[1] == "False" and math.isfinite(float(out[0]))
+
+
+def test_p_onset_setting_is_checked_and_old_configs_read_back_as_rules():
+    assert SignalConfig().p_onset == "rules"
+    assert SignalConfig.from_dict({"view": "single_beat"}).p_onset == "rules"  # a bundle saved before the key
+    assert SignalConfig.from_dict(SignalConfig(p_onset="hybrid").to_dict()).p_onset == "hybrid"
+    with pytest.raises(ValueError, match="p_onset must be one of"):
+        SignalConfig(p_onset="network")

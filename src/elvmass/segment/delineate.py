@@ -1,5 +1,6 @@
 """Wave boundaries from the learned segmentation model, as a selectable delineation method of the signal
-pipeline (``delineation="segment"``; the default stays the rule-based ``"rules"``, see docs/delineation.md).
+pipeline (``delineation="segment"``; the default is ``"hybrid"``, the rules with a network's P onset averaged in,
+and ``"rules"`` is the rules alone; see docs/delineation.md).
 
 The segmentation model (:mod:`elvmass.segment.model`) labels every sample; its *global* waves (Viterbi on
 the mean of the 12 leads' posteriors: a multi-lead consensus) are paired with the signal pipeline's R
@@ -20,11 +21,12 @@ does so.
     >>> 80 <= a.measured["qrs_ms"] <= 110, a.fiducials_ms["p_on"] < a.fiducials_ms["qrs_on"] < a.fiducials_ms["t_off"]
     (True, True)
 
-``delineation="hybrid"`` (:func:`hybrid_fiducials`) keeps every boundary of the rules but P onset, which is
-the mean of the rules' and the network's on the chosen beat. Its network is a second one, trained on LUDB's
-odd-numbered records only (``elvmass/data/segment_odd``), so the even ones stay held out for it as for the
-rules. Its weights and settings are the only fitted things (chosen by cross-validation on the odd records;
-docs/delineation.md).
+``delineation="hybrid"`` (the pipeline's default, ``SignalConfig(p_onset="hybrid")``; see
+:mod:`elvmass.signal.p_onset_net`) keeps every boundary of the rules but P onset, which is the mean of the
+rules' and the network's on the chosen beat. Its network is a second one, trained on LUDB's odd-numbered
+records only (``elvmass/data/segment_odd``), so the even ones stay held out for it as for the rules. Its
+weights and settings are the only fitted things (chosen by cross-validation on the odd records;
+docs/delineation.md). The pipeline runs its ONNX graph; :func:`hybrid_fiducials` runs a network in PyTorch.
 
     >>> rec = read_ecg(example_ecg_path())
     >>> rules, hybrid = analyze(rec), analyze(rec, delineation="hybrid")
@@ -35,16 +37,19 @@ docs/delineation.md).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from functools import lru_cache, partial
 
 import numpy as np
 
 from elvmass.segment.hmm import waves_from_labels
 from elvmass.segment.model import WAVE_NAMES, Segmenter, Wave, load_segmenter
-from elvmass.segment.network import INPUT_BAND, MODEL_FS_HZ, prepare_filtered, prepare_leads
+from elvmass.segment.network import INPUT_BAND, MODEL_FS_HZ, prepare_leads
+from elvmass.signal import p_onset_net
 from elvmass.signal.analysis import ECGAnalysis, analyze_ecg
 from elvmass.signal.config import SignalConfig
-from elvmass.signal.fiducials import FIDUCIAL_NAMES, P_SEARCH_MS, locate_fiducials
+from elvmass.signal.fiducials import FIDUCIAL_NAMES, locate_fiducials
+from elvmass.signal.p_onset_net import P_ONSET_MODEL
 
 DELINEATION_METHODS = ("rules", "segment", "hybrid")
 #: a P wave belongs to the QRS that follows it when it ends at most this long before the QRS onset
@@ -55,22 +60,6 @@ T_GAP_MAX_S = 0.5
 R_MARGIN_S = 0.05
 
 
-#: the hybrid delineation (rules, with P onset averaged with the network's): the network sees the chosen
-#: beat from this long before its R peak to this long after it
-P_NET_BEFORE_S = 0.6
-P_NET_AFTER_S = 0.1
-#: the network's P onset: where the mean over the 12 leads of its P-wave probability first reaches this,
-#: going back from its maximum
-P_NET_THRESHOLD = 0.5
-#: the hybrid P onset = this weight x the network's + (1 - weight) x the rules'; the rules' alone when the
-#: two are further apart than P_NET_AGREE_MS (the network found a different wave) or the network has none
-P_NET_WEIGHT = 0.5
-P_NET_AGREE_MS = 40.0
-#: where the hybrid's P-onset network is shipped: the segmentation network trained on LUDB's odd-numbered
-#: records only (the rules' tuning part), so that the even ones stay held out for both
-P_ONSET_MODEL = "segment_odd"
-
-
 @lru_cache(maxsize=1)
 def shipped_segmenter() -> Segmenter:
     """The segmentation model shipped in the package, loaded once per process."""
@@ -79,7 +68,8 @@ def shipped_segmenter() -> Segmenter:
 
 @lru_cache(maxsize=1)
 def shipped_p_onset_segmenter() -> Segmenter:
-    """The hybrid delineation's network (trained on LUDB's odd records, ``elvmass/data/segment_odd``), loaded once."""
+    """The hybrid P onset's network in PyTorch (trained on LUDB's odd records, ``elvmass/data/segment_odd``; the
+    pipeline runs its ONNX graph), loaded once."""
     return load_segmenter(packaged=P_ONSET_MODEL)
 
 
@@ -151,46 +141,18 @@ def segment_fiducials(record, filtered_mv, fs_hz, r_peaks, beat_mv, r_index, rr_
 
 def network_p_onset(segmenter: Segmenter, filtered_mv: np.ndarray, fs_hz: float, r_sample: int,
                     qrs_on_sample: float) -> float:
-    """The network's P onset (a sample of ``filtered_mv``, float) of the beat whose R peak is ``r_sample``.
-
-    The network labels the beat's 12 band-passed leads from ``P_NET_BEFORE_S`` before R to ``P_NET_AFTER_S``
-    after it; the onset is where the mean of the leads' P-wave probabilities first reaches
-    ``P_NET_THRESHOLD`` going back from its maximum between ``P_SEARCH_MS`` and 10 ms before QRS onset
-    (linearly interpolated between samples at the network's 250 Hz). NaN when it never reaches it, or when
-    the P wave is already up at the first sample the network sees (the record starts inside it).
-    ``filtered_mv`` must be band-passed 0.5-40 Hz without a notch, as the network's training input was.
-    """
-    x = np.asarray(filtered_mv)
-    a = max(0, int(r_sample) - int(round(P_NET_BEFORE_S * fs_hz)))
-    b = min(x.shape[-1], int(r_sample) + int(round(P_NET_AFTER_S * fs_hz)))
-    if b - a < int(0.2 * fs_hz):
-        return math.nan
-    prob = segmenter.posteriors(prepare_filtered(x[:, a:b], fs_hz)).mean(axis=0)[:, 1]
-    step = fs_hz / MODEL_FS_HZ                          # record samples per network sample
-    q = (qrs_on_sample - a) / step
-    lo = max(0, int(q - P_SEARCH_MS / 1000.0 * MODEL_FS_HZ))
-    hi = min(prob.size, int(q - 0.010 * MODEL_FS_HZ))
-    if hi - lo < 5:
-        return math.nan
-    k = lo + int(np.argmax(prob[lo:hi]))
-    if prob[k] < P_NET_THRESHOLD:
-        return math.nan
-    while k > 0 and prob[k - 1] >= P_NET_THRESHOLD:
-        k -= 1
-    if k == 0:
-        return math.nan
-    on = k - 1 + (P_NET_THRESHOLD - prob[k - 1]) / (prob[k] - prob[k - 1])
-    return a + on * step
+    """:func:`elvmass.signal.p_onset_net.network_p_onset` with ``segmenter``'s network run in PyTorch: the
+    reference the shipped ONNX graph is tested against, and the way to try a network of one's own."""
+    return p_onset_net.network_p_onset(filtered_mv, fs_hz, r_sample, qrs_on_sample,
+                                       probability=lambda x: segmenter.posteriors(x).mean(axis=0)[:, 1])
 
 
 def hybrid_fiducials(record, filtered_mv, fs_hz, r_peaks, beat_mv, r_index, rr_s, r_sample=None,
                      segmenter: Segmenter | None = None, config: SignalConfig = SignalConfig()) -> dict:
-    """A ``fiducials_fn``: the rules' boundaries, with P onset the mean of the rules' (on the median beat) and
-    the network's (on the chosen beat, whose R peak is ``r_sample``), when the two are within
-    ``P_NET_AGREE_MS``. The two errors are nearly independent (correlation 0.06-0.22 on LUDB's tuning part,
-    where their mean was within tolerance on 96 % of chosen beats against 90 % and 86 % for each alone;
-    docs/delineation.md). ``config`` is the pipeline's: when its band is not the network's 0.5-40 Hz
-    without notch, the network gets the record filtered its own way."""
+    """A ``fiducials_fn``: the rules' boundaries, with the hybrid P onset of :mod:`elvmass.signal.p_onset_net`
+    computed with ``segmenter``'s network (PyTorch) instead of the shipped ONNX graph. ``config`` is the
+    pipeline's: when its band is not the network's 0.5-40 Hz without notch, the network gets the record
+    filtered its own way."""
     fid = locate_fiducials(beat_mv, fs_hz, r_index, rr_s)
     if r_sample is None or not (math.isfinite(fid["p_on"]) and math.isfinite(fid["qrs_on"])):
         return fid
@@ -201,15 +163,15 @@ def hybrid_fiducials(record, filtered_mv, fs_hz, r_peaks, beat_mv, r_index, rr_s
         filtered_mv = band_passed_at_delineation_rate(record.signal_mv, record.fs_hz, *INPUT_BAND)
     net_on = network_p_onset(segmenter or shipped_p_onset_segmenter(), filtered_mv, fs_hz, r_sample,
                              r_sample + fid["qrs_on"] - r_index)
-    if math.isfinite(net_on):
-        net_on += r_index - r_sample                     # into the delineation beat's samples
-        if abs(net_on - fid["p_on"]) <= P_NET_AGREE_MS * fs_hz / 1000.0:
-            fid["p_on"] = P_NET_WEIGHT * net_on + (1.0 - P_NET_WEIGHT) * fid["p_on"]
+    fid["p_on"] = p_onset_net.hybrid_p_onset(fid["p_on"], net_on + (r_index - r_sample), fs_hz)
     return fid
 
 
 def analyze_ecg_hybrid(record, config: SignalConfig = SignalConfig(), rng=None, segmenter: Segmenter | None = None) -> ECGAnalysis:
-    """:func:`~elvmass.signal.analysis.analyze_ecg` with the hybrid delineation (:func:`hybrid_fiducials`)."""
+    """:func:`~elvmass.signal.analysis.analyze_ecg` with the hybrid P onset (``p_onset="hybrid"``, the default);
+    with ``segmenter``, that network's (PyTorch) instead of the shipped one's."""
+    if segmenter is None:
+        return analyze_ecg(record, replace(config, p_onset="hybrid"), rng)
     return analyze_ecg(record, config, rng, fiducials_fn=partial(hybrid_fiducials, segmenter=segmenter, config=config))
 
 
@@ -221,7 +183,7 @@ def analyze_ecg_segment(record, config: SignalConfig = SignalConfig(), rng=None,
 def analyze(record, config: SignalConfig = SignalConfig(), rng=None, delineation: str = "rules") -> ECGAnalysis:
     """The signal pipeline with the chosen delineation method (one of :data:`DELINEATION_METHODS`)."""
     if delineation == "rules":
-        return analyze_ecg(record, config, rng)
+        return analyze_ecg(record, replace(config, p_onset="rules"), rng)
     if delineation == "segment":
         return analyze_ecg_segment(record, config, rng)
     if delineation == "hybrid":

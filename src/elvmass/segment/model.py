@@ -33,7 +33,8 @@ import numpy as np
 
 from elvmass.errors import ElvmassError
 from elvmass.segment.hmm import viterbi_labels, waves_from_labels
-from elvmass.segment.network import MODEL_FS_HZ, SegmentNet, prepare_leads
+from elvmass.segment.network import MODEL_FS_HZ, SegmentNet, export_onnx, prepare_leads
+from elvmass.signal.p_onset_net import ONNX_FILE
 
 WAVE_NAMES = {1: "P", 2: "QRS", 3: "T"}
 WEIGHTS_FILE = "segment.safetensors"
@@ -144,6 +145,7 @@ class Segmenter:
         meta.update(channels=list(self.net.channels), priors=self.priors.tolist(), transitions=self.transitions.tolist(),
                     model_fs_hz=MODEL_FS_HZ)
         atomic_write_text(out / META_FILE, json.dumps(meta, indent=1) + "\n")
+        export_onnx(self.net, out / ONNX_FILE)  # what the signal pipeline runs (elvmass.signal.p_onset_net)
         return out
 
 

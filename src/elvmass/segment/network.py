@@ -111,3 +111,61 @@ def receptive_field_samples(n_levels: int = len(CHANNELS), kernel: int = KERNEL)
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+class LeadsAsRows(nn.Module):
+    """The same network, computed with 2-D convolutions on ``(1, 1, leads, n)``: each lead is a row and every
+    kernel is one row high, so no lead sees another. Same weights, same results to float32 rounding; it is
+    the form :func:`export_onnx` writes, because onnxruntime runs 2-D convolutions in its blocked layout,
+    2.7x faster than PyTorch runs the 1-D network on 12 leads of 176 samples (0.85 against 2.3 ms, one core)."""
+
+    def __init__(self, net: SegmentNet) -> None:
+        super().__init__()
+        self.net = net
+        self.eval()  # (a new module is in training mode, and torch.onnx.export restores it recursively afterwards)
+
+    @staticmethod
+    def _block(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        for layer in block:
+            if isinstance(layer, nn.Conv1d):
+                x = nn.functional.conv2d(x, layer.weight[:, :, None, :], layer.bias, padding=(0, layer.padding[0]))
+            elif isinstance(layer, nn.BatchNorm1d):
+                x = nn.functional.batch_norm(x, layer.running_mean, layer.running_var, layer.weight, layer.bias,
+                                             False, 0.0, layer.eps)
+            else:
+                x = layer(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(1, 1, leads, n) -> (1, 4, leads, n) logits; ``n`` a multiple of ``2 ** (levels - 1)``."""
+        skips = []
+        for i, block in enumerate(self.net.down):
+            if i:
+                x = nn.functional.max_pool2d(x, (1, 2))
+            x = self._block(block, x)
+            skips.append(x)
+        for block, skip in zip(self.net.up, reversed(skips[:-1])):
+            # x2 along time only (n is a multiple of 2 ** (levels - 1), so exactly the skip's length): constant
+            # scales keep the ONNX graph free of shape arithmetic
+            x = nn.functional.interpolate(x, scale_factor=(1.0, 2.0), mode="bilinear", align_corners=False)
+            x = self._block(block, torch.cat([x, skip], dim=1))
+        head = self.net.head
+        return nn.functional.conv2d(x, head.weight[:, :, None, :], head.bias)
+
+
+def export_onnx(net: SegmentNet, path) -> None:
+    """Write ``net`` as an ONNX graph of :class:`LeadsAsRows`: input ``x`` (1, 1, leads, n) float32, ``n`` a
+    multiple of ``2 ** (len(channels) - 1)``; output ``logits`` (1, 4, leads, n). Leads and length are free."""
+    import io
+    import warnings
+
+    from elvmass.atomic import atomic_write_bytes
+
+    n = 2 ** (len(net.channels) - 1) * 22
+    buf = io.BytesIO()
+    with warnings.catch_warnings():  # the tracer's notes on shape arithmetic; the graph is checked by the tests
+        warnings.simplefilter("ignore")
+        torch.onnx.export(LeadsAsRows(net), (torch.zeros(1, 1, 12, n),), buf, input_names=["x"], output_names=["logits"],
+                          dynamic_axes={"x": {2: "leads", 3: "n"}, "logits": {2: "leads", 3: "n"}}, opset_version=17,
+                          dynamo=False)
+    atomic_write_bytes(path, buf.getvalue())

@@ -35,6 +35,7 @@ from elvmass.signal.fiducials import (
     p_wave_absent,
 )
 from elvmass.signal.filters import MIN_FILTER_SAMPLES, bandpass_filter
+from elvmass.signal.p_onset_net import NET_BAND, hybrid_p_onset, network_p_onset
 from elvmass.signal.peaks import _peaks_on_combined, combine_leads
 from elvmass.signal.quality import assess_quality, is_blocking
 
@@ -249,6 +250,18 @@ def _p_and_t_flags(fid, filtered, fs, r_peaks, dl_mv, nd) -> list[str]:
     return out
 
 
+def _hybrid_p_on(record, filtered_d, fs_d, r, nd, fid, config) -> float:
+    """The rules' P onset (samples of the delineation beat, R at ``nd``) averaged with the network's on the chosen
+    beat (R at ``r`` in ``filtered_d``; :mod:`elvmass.signal.p_onset_net`). The network gets the record
+    band-passed its own way (0.5-40 Hz, no notch) when the pipeline's band differs."""
+    if not (math.isfinite(fid["p_on"]) and math.isfinite(fid["qrs_on"])):
+        return fid["p_on"]
+    if (config.low_hz, config.high_hz, config.notch_hz) != NET_BAND:
+        filtered_d = band_passed_at_delineation_rate(record.signal_mv, record.fs_hz, *NET_BAND)
+    net_on = network_p_onset(filtered_d, fs_d, r, r + fid["qrs_on"] - nd)
+    return hybrid_p_onset(fid["p_on"], net_on + (nd - r), fs_d)
+
+
 def _r(v, nd: int):
     return round(float(v), nd) if v is not None and math.isfinite(float(v)) else math.nan
 
@@ -268,9 +281,11 @@ def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: n
     fiducials, measure QRS duration and axes, and evaluate the voltage criteria.
 
     Never raises for a bad signal: problems become ``flags`` (and NaN values), so a flagged ECG is
-    reported rather than silently used or dropped. ``fiducials_fn`` (see :data:`FiducialsFn`) replaces the
-    rule-based delineation; the P-wave checks (``no_p_wave:*``), measurements and criteria that follow
-    are the same for either.
+    reported rather than silently used or dropped. The delineation is the rules' of
+    :func:`~elvmass.signal.fiducials.locate_fiducials`, with the P onset ``config.p_onset`` says (by default the
+    rules' averaged with a small network's, :mod:`elvmass.signal.p_onset_net`). ``fiducials_fn`` (see
+    :data:`FiducialsFn`) replaces all of it; the P-wave checks (``no_p_wave:*``), measurements and criteria that
+    follow are the same for either.
     """
     if not isinstance(record, ECGRecord):
         raise TypeError(f"analyze_ecg needs an ECGRecord (see elvmass.read_ecg), got {type(record).__name__}")
@@ -325,6 +340,8 @@ def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: n
         if beat_mv is not None:
             if fiducials_fn is None:
                 fid = locate_fiducials(dl_mv, fs_d, nd, rr_s)
+                if config.p_onset == "hybrid":
+                    fid["p_on"] = _hybrid_p_on(record, filtered_d, fs_d, r, nd, fid, config)
             else:
                 found = fiducials_fn(record, filtered_d, fs_d, r_peaks_d, dl_mv, nd, rr_s, r)  # once: it may run a network
                 fid = {k: float(found.get(k, math.nan)) for k in FIDUCIAL_NAMES}

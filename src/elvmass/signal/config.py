@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 VIEWS = ("single_beat", "full", "random_crop", "median_beat")
 GROUPINGS = ("none", "electrical", "anatomical")
+P_ONSET_METHODS = ("hybrid", "rules")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class SignalConfig:
         ``anatomical`` (septal-anterior / lateral / inferior / aVR).
     fiducials_from: ``median_beat`` (fiducials, measurements and criteria on the median of the aligned beats,
         as ECG machines do) or ``single_beat`` (on the chosen beat itself); either way in the chosen beat's window.
+    p_onset: ``rules`` (the default: the rules' trapezium onset on the median beat) or ``hybrid`` (that averaged with
+        a small network's onset on the chosen beat, :mod:`elvmass.signal.p_onset_net`; ``elvmass beats
+        --delineation hybrid``). A bundle or result saved before the key existed reads back as ``rules``.
     seed: seeds the random crop when no generator is given, so the same config gives the same view.
     """
 
@@ -47,6 +51,7 @@ class SignalConfig:
     full_s: float = 10.0
     lead_grouping: str = "electrical"
     fiducials_from: str = "median_beat"
+    p_onset: str = "rules"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -69,6 +74,8 @@ class SignalConfig:
             raise ValueError(f"need 0 < crop_min_s <= crop_max_s, got {self.crop_min_s}, {self.crop_max_s}")
         if self.fiducials_from not in ("median_beat", "single_beat"):
             raise ValueError(f"fiducials_from must be 'median_beat' or 'single_beat', got {self.fiducials_from!r}")
+        if self.p_onset not in P_ONSET_METHODS:
+            raise ValueError(f"p_onset must be one of {P_ONSET_METHODS}, got {self.p_onset!r}")
         if self.full_s <= 0:
             raise ValueError(f"full_s must be positive, got {self.full_s}")
 
@@ -95,8 +102,10 @@ class SignalConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "SignalConfig":
-        """Build from a dict (e.g. read back from a bundle's JSON); unknown keys are an error."""
+        """Build from a dict (e.g. read back from a bundle's JSON); unknown keys are an error. A dict without
+        ``p_onset`` was written before that key existed, when every P onset was the rules': it reads back as ``rules``."""
         names = {f.name for f in dataclasses.fields(cls)}
+        data = {"p_onset": "rules", **data}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown SignalConfig keys {unknown}; known keys: {sorted(names)}")
