@@ -170,6 +170,12 @@ def test_the_hybrid_pipeline_runs_without_pytorch():
             "print(round(a.fiducials_ms['p_on'], 3), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[1] == "False" and math.isfinite(float(out[0]))
+    # nor does the command (it used to import PyTorch through elvmass.segment: ~2 s more per call)
+    code = ("import sys; from typer.testing import CliRunner; from elvmass.cli import app; from elvmass.io import example_ecg_path; "
+            "r = CliRunner().invoke(app, ['beats', str(example_ecg_path()), '--json', '--delineation', 'hybrid']); "
+            "print(r.exit_code, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["0", "False"]
 
 
 def test_p_onset_setting_is_checked_and_old_configs_read_back_as_rules():

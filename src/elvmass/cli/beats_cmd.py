@@ -106,7 +106,8 @@ def beats(
     fs_hz: float | None = typer.Option(None, "--fs-hz", help="Sampling rate of .npy/.csv array files (they store none)."),
     delineation: str = typer.Option("rules", help="rules (default: what features and predict use) | segment (the "
                                     "LUDB-trained segmentation model's boundaries; ~10x slower) | hybrid (the rules, "
-                                    "with P onset averaged with a network's; ~2.4x slower; see docs/delineation.md)."),
+                                    "with P onset averaged with a network's, run by onnxruntime; ~1.4x slower; see "
+                                    "docs/delineation.md)."),
 ) -> None:
     """R peaks, beat window, quality flags, fiducials, measured QRS/axes and voltage criteria of each ECG."""
     from elvmass import read_ecg
@@ -117,12 +118,11 @@ def beats(
         raise typer.Exit(2)
     if delineation == "segment":
         from elvmass.segment.delineate import analyze_ecg_segment as analyze_ecg
-    elif delineation == "hybrid":
-        from elvmass.segment.delineate import analyze_ecg_hybrid as analyze_ecg
-    else:
+    else:  # the hybrid is a setting of the signal layer's analysis (its network runs without PyTorch)
         from elvmass.signal import analyze_ecg
     try:
-        config = SignalConfig(view=view, low_hz=low_hz, high_hz=high_hz, notch_hz=notch_hz)
+        config = SignalConfig(view=view, low_hz=low_hz, high_hz=high_hz, notch_hz=notch_hz,
+                              p_onset="hybrid" if delineation == "hybrid" else "rules")
     except ValueError as exc:
         report_error(f"invalid option: {exc}")
         raise typer.Exit(2)
