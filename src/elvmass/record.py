@@ -99,6 +99,15 @@ class ECGRecord:
         self.flags = tuple(self.flags)
 
     @property
+    def missing_leads(self) -> tuple[str, ...]:
+        """The leads the file did not hold (all NaN), when it was read with ``partial_leads=True``
+        (flag ``missing_leads:I,III,...``); empty for a 12-lead record."""
+        for flag in self.flags:
+            if flag.startswith("missing_leads:"):
+                return tuple(flag.split(":", 1)[1].split(","))
+        return ()
+
+    @property
     def n_samples(self) -> int:
         return int(self.signal_mv.shape[1])
 

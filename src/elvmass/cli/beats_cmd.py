@@ -69,10 +69,10 @@ def _print_human(a) -> None:
     )
     console.print(f"  view: {a.config.view}, {a.view.shape[-1]} samples at {a.config.out_fs_hz:g} Hz, "
                   f"{_fmt(a.view_span_s[0], 2)} - {_fmt(a.view_span_s[1], 2)} s of the recording")
-    if not a.usable:
-        from elvmass.signal.quality import is_blocking
+    from elvmass.signal.quality import is_blocking
 
-        blocking = ", ".join(fl for fl in a.flags if is_blocking(fl))
+    blocking = ", ".join(fl for fl in a.flags if is_blocking(fl))
+    if not a.measurable:
         console.print(f"  measurements and criteria not reported: unusable ECG ({blocking})", highlight=False)
         return
     m = a.measured
@@ -80,6 +80,9 @@ def _print_human(a) -> None:
         f"  measured: QRS {_fmt(m['qrs_ms'], 0, ' ms')}, PR {_fmt(m['pr_ms'], 0, ' ms')}, QT {_fmt(m['qt_ms'], 0, ' ms')}, "
         f"HR {_fmt(m['hr_bpm'], 0, ' bpm')}, axes P {_fmt(m['p_axis_deg'])} / R {_fmt(m['r_axis_deg'])} / T {_fmt(m['t_axis_deg'])} deg"
     )
+    if not a.usable:
+        console.print(f"  criteria not reported: unusable ECG ({blocking})", highlight=False)
+        return
     c = a.criteria
     table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
     table.add_column("criterion")
@@ -109,7 +112,10 @@ def beats(
                                     "with P onset averaged with a network's, run by onnxruntime; ~1.4x slower; see "
                                     "docs/delineation.md)."),
 ) -> None:
-    """R peaks, beat window, quality flags, fiducials, measured QRS/axes and voltage criteria of each ECG."""
+    """R peaks, beat window, quality flags, fiducials, measured QRS/axes and voltage criteria of each ECG.
+
+    A record with fewer than 12 leads (a 2-lead Holter or PhysioNet record, e.g. QTDB's MLII and V5) is
+    delineated on the leads it has, with the flag ``missing_leads:...``; ``predict`` refuses it."""
     from elvmass import read_ecg
     from elvmass.signal import SignalConfig
 
@@ -134,7 +140,7 @@ def beats(
         raise typer.Exit(1)
     for index, path in enumerate(expanded, start=1):
         try:
-            analysis = analyze_ecg(read_ecg(path, fs_hz=fs_hz), config)
+            analysis = analyze_ecg(read_ecg(path, fs_hz=fs_hz, partial_leads=True), config)
             analysis.source_path = str(path)
         except ElvmassError as exc:
             report_error(str(exc))

@@ -134,7 +134,7 @@ def detect_format(path, *, head: bytes | None = None) -> str:
 
 
 def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None,  # noqa: A002
-             max_bytes: int | None = None, data: bytes | None = None) -> ECGRecord:
+             max_bytes: int | None = None, data: bytes | None = None, partial_leads: bool = False) -> ECGRecord:
     """Read one resting 12-lead ECG of any supported format into an :class:`ECGRecord` (mV).
 
     Parameters
@@ -147,6 +147,11 @@ def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None,  # 
     data : the file's bytes, when the caller has read them already (archive scoring hashes them), e.g.
         with :func:`elvmass.io.guard.read_limited`: the file is then not read again. Ignored for WFDB
         records (header and signal files), which are read from ``path``.
+    partial_leads : accept a record without all 12 leads (a 2-lead Holter or PhysioNet record such as
+        QTDB's, for delineation: ``elvmass beats``): the leads it lacks are all NaN, flagged
+        ``missing_leads:<leads>``, which :func:`elvmass.signal.quality.is_blocking` makes blocking, since
+        the model needs all 12; modified limb leads (``MLII``) count as their standard lead. By default a
+        missing lead is an error.
 
     Every file is treated as hostile input: XML that declares entities or points its DOCTYPE
     at a path or URL, a DICOM file whose declared lengths exceed the file, and a WFDB header
@@ -177,11 +182,11 @@ def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None,  # 
     if fmt == "wfdb":
         from elvmass.io.wfdb_reader import read_wfdb_ecg
 
-        return read_wfdb_ecg(path, max_bytes=max_bytes)
+        return read_wfdb_ecg(path, max_bytes=max_bytes, partial_leads=partial_leads)
     if fmt in ("npy", "csv"):
         from elvmass.io.arrays import read_array_ecg
 
-        return read_array_ecg(path, fs_hz=fs_hz, fmt=fmt)
+        return read_array_ecg(path, fs_hz=fs_hz, fmt=fmt, partial_leads=partial_leads)
     from elvmass.io.vendor import read_vendor_ecg
 
     if data is None:
@@ -194,10 +199,10 @@ def read_ecg(path, *, fs_hz: float | None = None, format: str | None = None,  # 
     if fmt == "ge_muse_xml":  # after the guard: plain MUSE files read fast to the identical record, else it declines
         from elvmass.io.muse_fast import read_muse_fast
 
-        if (record := read_muse_fast(path, data=data)) is not None:
+        if (record := read_muse_fast(path, data=data, partial_leads=partial_leads)) is not None:
             return record
     del data
-    return read_vendor_ecg(path, fmt)
+    return read_vendor_ecg(path, fmt, partial_leads=partial_leads)
 
 
 def find_ecg_files(directory, *, include_arrays: bool = False) -> list[Path]:

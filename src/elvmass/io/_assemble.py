@@ -33,6 +33,9 @@ MIN_PLAUSIBLE_PTP_MV = 0.02
 MIN_DURATION_S = 2.0
 
 _CANONICAL = {name.upper(): name for name in LEADS}
+#: modified (Mason-Likar, torso-placed) limb leads of Holter and PhysioNet databases (MIT-BIH, QTDB: "MLII"),
+#: taken as their standard lead only when partial records are asked for (the model never sees them)
+_MODIFIED_LIMB = {"MLI": "I", "MLII": "II", "MLIII": "III", "ML1": "I", "ML2": "II", "ML3": "III"}
 _PREFIXES = ("MDC_ECG_LEAD_", "ECG_LEAD_", "LEAD_", "LEAD ", "LEAD")
 
 
@@ -75,6 +78,7 @@ def assemble_record(
     *,
     source_format: str,
     flags: tuple[str, ...] = (),
+    partial_leads: bool = False,
     **record_fields,
 ) -> ECGRecord:
     """Build the 12-lead record from labelled leads (in mV) and their rates.
@@ -85,6 +89,10 @@ def assemble_record(
     Leads at another rate are resampled to the most common rate and leads of unequal
     length are cut to the shortest, each with a flag. Raises :class:`ECGReadError` for a
     duplicated or missing lead, an absurd rate, or no samples.
+
+    ``partial_leads=True`` (a 2-lead Holter or PhysioNet record, for delineation only): a lead the file
+    lacks is all NaN, flagged ``missing_leads:<leads>`` (blocking: the model needs all 12), and modified
+    limb leads (``MLII``) count as their standard lead, flagged ``modified_limb_leads:<labels>``.
     """
     pairs = list(leads.items()) if isinstance(leads, Mapping) else list(leads)
     rates = [rates_hz[label] for label, _ in pairs] if isinstance(rates_hz, Mapping) else list(rates_hz)
@@ -95,8 +103,13 @@ def assemble_record(
     found: dict[str, np.ndarray] = {}
     found_fs: dict[str, float] = {}
     ignored: list[str] = []
+    modified: list[str] = []
     for (label, samples), fs in zip(pairs, rates):
         name = canonical_lead_name(label)
+        if name is None and partial_leads:
+            name = _MODIFIED_LIMB.get(re.sub(r"[\s._-]+", "", str(label).upper()))
+            if name is not None:
+                modified.append(str(label).strip())
         if name is None:
             ignored.append(str(label).strip())
             continue
@@ -107,6 +120,8 @@ def assemble_record(
         found_fs[name] = check_sampling_rate(path, fs)
     if ignored:
         flags.append("extra_leads_ignored:" + ",".join(ignored))
+    if modified:
+        flags.append("modified_limb_leads:" + ",".join(modified))
     if not found:
         raise ECGReadError(path, "no standard ECG leads in the file" + (f" (found {', '.join(ignored)})" if ignored else ""))
     if all(a.size == 0 for a in found.values()):
@@ -131,9 +146,13 @@ def assemble_record(
         found = {k: a[:n] for k, a in found.items()}
 
     _derive_missing_limb_leads(found)
-    for name in LEADS:
-        if name not in found:
-            raise ECGReadError(path, f"missing lead {name}")
+    missing = [name for name in LEADS if name not in found]
+    if missing and not partial_leads:
+        raise ECGReadError(path, f"missing lead {missing[0]}")
+    if missing:
+        flags.append("missing_leads:" + ",".join(missing))
+        for name in missing:
+            found[name] = np.full(n, np.nan)
 
     ends = np.array([[found[name][0], found[name][-1]] for name in LEADS])
     if _ends_agree(ends):  # a calibration pulse may sit at an end: look on the float64 stack
@@ -145,7 +164,8 @@ def assemble_record(
         signal = np.empty((len(LEADS), n), dtype=np.float32)
         for i, name in enumerate(LEADS):
             signal[i] = found[name]
-    flags.extend(quality_flags(signal, fs))
+    # a lead the file lacks is reported once, as missing, not also as NaN samples or flat
+    flags.extend(f for f in quality_flags(signal, fs) if f.partition(":")[2] not in missing)
     return ECGRecord(
         signal_mv=signal,
         fs_hz=fs,

@@ -87,7 +87,7 @@ def _read_csv(path: Path) -> tuple[list[str], np.ndarray]:
     return list(_default_names(values.shape[1], path)), values.T
 
 
-def read_array_ecg(path, *, fs_hz: float | None, fmt: str | None = None) -> ECGRecord:
+def read_array_ecg(path, *, fs_hz: float | None, fmt: str | None = None, partial_leads: bool = False) -> ECGRecord:
     """Read a NumPy (``fmt="npy"``) or CSV (``"csv"``) array of samples in mV at the stated rate ``fs_hz``.
 
     Without ``fmt`` a file is NumPy when it starts with NumPy's magic bytes or ends in ``.npy``, else CSV.
@@ -101,7 +101,8 @@ def read_array_ecg(path, *, fs_hz: float | None, fmt: str | None = None) -> ECGR
     if fmt not in ("npy", "csv"):
         raise ECGReadError(path, f"internal: {fmt!r} is not an array format")
     names, array = _read_npy(path) if fmt == "npy" else _read_csv(path)
-    return assemble_record(path, list(zip(names, array)), [fs] * len(names), source_format=fmt)
+    return assemble_record(path, list(zip(names, array)), [fs] * len(names), source_format=fmt,
+                           partial_leads=partial_leads)
 
 
 def _has_npy_magic(path: Path) -> bool:

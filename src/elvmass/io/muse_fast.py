@@ -338,7 +338,7 @@ def _statements(root, test) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def read_muse_fast(path, data: bytes | None = None) -> ECGRecord | None:
+def read_muse_fast(path, data: bytes | None = None, *, partial_leads: bool = False) -> ECGRecord | None:
     """The GE MUSE record of ``path``, or None where the general reader must read it (see module doc).
 
     ``data``: the file's bytes when the caller has read them already (e.g. for its own checks).
@@ -375,6 +375,7 @@ def read_muse_fast(path, data: bytes | None = None) -> ECGRecord | None:
         [rate for _, _, rate in leads],
         source_format="ge_muse_xml",
         flags=(),
+        partial_leads=partial_leads,
         patient=patient,
         measurements=measurements,
         acquired_at=acquired,

@@ -160,7 +160,7 @@ def _statements(parsed) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def read_vendor_ecg(path, fmt: str) -> ECGRecord:
+def read_vendor_ecg(path, fmt: str, *, partial_leads: bool = False) -> ECGRecord:
     """Read one GE MUSE / Philips / HL7 aECG / DICOM file into the 12-lead record (mV).
 
     ``fmt`` is one of ``ge_muse_xml``, ``philips_xml``, ``hl7_aecg``, ``dicom``. Raises
@@ -190,6 +190,7 @@ def read_vendor_ecg(path, fmt: str) -> ECGRecord:
         [lead.sampling_rate for lead in parsed.leads],
         source_format=fmt,
         flags=flags,
+        partial_leads=partial_leads,
         patient=patient,
         measurements=_measurements(parsed),
         acquired_at=parsed.recording.date,

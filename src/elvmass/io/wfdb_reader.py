@@ -396,7 +396,7 @@ def check_header_bounds(hea: Path, shown, max_bytes: int | None = None) -> None:
             )
 
 
-def read_wfdb_ecg(path, *, max_bytes: int | None = None) -> ECGRecord:
+def read_wfdb_ecg(path, *, max_bytes: int | None = None, partial_leads: bool = False) -> ECGRecord:
     """Read a WFDB record (``x``, ``x.hea`` or ``x.dat``) into the 12-lead record in mV.
 
     The common case (PTB-XL and most PhysioNet ECG databases: one format-16 file) is read directly with
@@ -423,7 +423,7 @@ def read_wfdb_ecg(path, *, max_bytes: int | None = None) -> ECGRecord:
         if rec.p_signal is None or rec.sig_name is None or rec.p_signal.size == 0:
             raise ECGReadError(shown, "the WFDB record holds no samples")
         signals = rec.p_signal.T
-    return _record_from_wfdb(rec, signals, base, shown)
+    return _record_from_wfdb(rec, signals, base, shown, partial_leads)
 
 
 def _rdrecord(base: Path, shown: Path):
@@ -442,7 +442,7 @@ def _rdrecord(base: Path, shown: Path):
 
 
 
-def _record_from_wfdb(rec, signals: np.ndarray, base: Path, shown: Path) -> ECGRecord:
+def _record_from_wfdb(rec, signals: np.ndarray, base: Path, shown: Path, partial_leads: bool = False) -> ECGRecord:
     fs = check_sampling_rate(shown, rec.fs)
     pairs = []
     for i, (name, unit) in enumerate(zip(rec.sig_name, rec.units or [""] * len(rec.sig_name))):
@@ -475,6 +475,7 @@ def _record_from_wfdb(rec, signals: np.ndarray, base: Path, shown: Path) -> ECGR
         pairs,
         [fs] * len(pairs),
         source_format="wfdb",
+        partial_leads=partial_leads,
         patient=patient,
         acquired_at=acquired_at,
         measurements=DeviceMeasurements(**info.get("measurements", {})),

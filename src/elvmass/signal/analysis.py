@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from elvmass.median import median_1d
-from elvmass.record import DeviceMeasurements, ECGRecord, resample_signal
+from elvmass.record import LEADS, DeviceMeasurements, ECGRecord, resample_signal
 from elvmass.signal.beats import NoBeatError, _choose_beat, complete_beats, median_template, view_and_span
 from elvmass.signal.config import SignalConfig
 from elvmass.signal.criteria import CRITERIA_KEYS, voltage_criteria
@@ -37,7 +37,7 @@ from elvmass.signal.fiducials import (
 from elvmass.signal.filters import MIN_FILTER_SAMPLES, bandpass_filter
 from elvmass.signal.p_onset_net import NET_BAND, hybrid_p_onset, network_p_onset
 from elvmass.signal.peaks import _peaks_on_combined, combine_leads
-from elvmass.signal.quality import assess_quality, is_blocking
+from elvmass.signal.quality import assess_quality, blocks_measurements, is_blocking
 
 MEASURED_KEYS = ("qrs_ms", "p_axis_deg", "r_axis_deg", "t_axis_deg", "hr_bpm", "pr_ms", "qt_ms")
 SEGMENT_NAMES = ("pr", "qrs", "st_t", "tp")
@@ -90,6 +90,12 @@ class ECGAnalysis:
         return not any(is_blocking(f) for f in self.flags)
 
     @property
+    def measurable(self) -> bool:
+        """False when a flag makes the measurements unreliable: every blocking flag but ``missing_leads``
+        (a partial record is not usable by the model, but its intervals are measured on the leads it has)."""
+        return not any(blocks_measurements(f) for f in self.flags)
+
+    @property
     def segments_ms(self) -> dict[str, list[tuple[float, float]]]:
         """The paper's saliency segments in ms from the beat window start: PR interval (P onset to QRS
         onset), QRS (onset to J point), ST-T (J point to T end), TP (T end to window end, and window start
@@ -137,11 +143,13 @@ class ECGAnalysis:
         """Plain JSON-ready dict (NaN stays NaN; ``print_json_line`` writes it as null).
 
         ``view``: the configured view (name, rate, samples per lead, and the stretch of the recording it
-        shows). ``usable``: False when a blocking flag is set; then ``measured`` and ``criteria`` are null,
-        since numbers from an unusable ECG must not be read as findings.
+        shows). ``usable``: False when a blocking flag is set; then ``criteria`` are null, and so is ``measured``
+        unless the only blocking flag is ``missing_leads`` (:attr:`measurable`), since numbers from an unusable
+        ECG must not be read as findings.
         """
         usable = self.usable
-        measured = {k: (_r(self.measured.get(k, math.nan), 1) if usable else math.nan) for k in MEASURED_KEYS}
+        measurable = self.measurable
+        measured = {k: (_r(self.measured.get(k, math.nan), 1) if measurable else math.nan) for k in MEASURED_KEYS}
         criteria = {k: ((_r(v, 3) if isinstance(v, float) else v) if usable else None) for k, v in self.criteria.items()}
         return {
             "path": self.source_path,
@@ -258,7 +266,9 @@ def _hybrid_p_on(record, filtered_d, fs_d, r, nd, fid, config) -> float:
         return fid["p_on"]
     if (config.low_hz, config.high_hz, config.notch_hz) != NET_BAND:
         filtered_d = band_passed_at_delineation_rate(record.signal_mv, record.fs_hz, *NET_BAND)
-    net_on = network_p_onset(filtered_d, fs_d, r, r + fid["qrs_on"] - nd)
+    missing = record.missing_leads  # (a partial record: the network's mean P probability is over the leads it has)
+    leads = [i for i, name in enumerate(LEADS) if name not in missing] if missing else None
+    net_on = network_p_onset(filtered_d, fs_d, r, r + fid["qrs_on"] - nd, leads=leads)
     return hybrid_p_onset(fid["p_on"], net_on + (nd - r), fs_d)
 
 
@@ -307,8 +317,10 @@ def analyze_ecg(record: ECGRecord, config: SignalConfig = SignalConfig(), rng: n
     filtered = bandpass_filter(record.signal_mv, fs, config.low_hz, config.high_hz, config.notch_hz)
     r_peaks = _peaks_on_combined(combine_leads(filtered), fs)
     beat, median_corr = _choose_beat(filtered, fs, r_peaks, config.beat_before_s, config.beat_after_s)
+    missing = set(record.missing_leads)  # (a partial record's absent leads: flagged missing once, not also flat)
     flags += [f for f in assess_quality(record.signal_mv, filtered, fs, r_peaks, beat_correlation=median_corr,
-                                                 notch_hz=config.notch_hz) if f not in flags]
+                                        notch_hz=config.notch_hz)
+              if f not in flags and f.partition(":")[2] not in missing]
 
     view_span = (math.nan, math.nan)
     beat_fs_hz = DELINEATION_FS_HZ

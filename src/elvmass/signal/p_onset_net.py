@@ -116,19 +116,23 @@ def p_wave_probability(prepared: np.ndarray, model: str = P_ONSET_MODEL) -> np.n
 
 
 def network_p_onset(filtered_mv: np.ndarray, fs_hz: float, r_sample: int, qrs_on_sample: float,
-                    probability=None) -> float:
+                    probability=None, leads=None) -> float:
     """The network's P onset (a sample of ``filtered_mv``, float) of the beat whose R peak is ``r_sample`` and
     whose QRS starts at ``qrs_on_sample``; NaN when its P probability never reaches :data:`P_NET_THRESHOLD`
     between ``P_SEARCH_MS`` (480) and 10 ms before QRS onset, or is already up at the first sample it sees.
     ``filtered_mv``: the record band-passed to :data:`NET_BAND`, as the network's training input was.
     ``probability``: (leads, m) prepared input -> (m,) P probability; by default :func:`p_wave_probability`
-    (the shipped network; :func:`elvmass.segment.delineate.network_p_onset` passes another network's)."""
+    (the shipped network; :func:`elvmass.segment.delineate.network_p_onset` passes another network's).
+    ``leads``: the rows to average over (a partial record's present leads); by default every row."""
     x = np.asarray(filtered_mv)
     a = max(0, int(r_sample) - int(round(P_NET_BEFORE_S * fs_hz)))
     b = min(x.shape[-1], int(r_sample) + int(round(P_NET_AFTER_S * fs_hz)))
     if b - a < int(0.2 * fs_hz):
         return math.nan
-    prob = (probability or p_wave_probability)(prepared_window(x[:, a:b], fs_hz))
+    window = x[:, a:b] if leads is None else x[np.asarray(leads, dtype=np.int64), a:b]
+    if window.shape[0] == 0:
+        return math.nan
+    prob = (probability or p_wave_probability)(prepared_window(window, fs_hz))
     step = fs_hz / NET_FS_HZ                          # record samples per network sample
     q = (qrs_on_sample - a) / step
     lo = max(0, int(q - P_SEARCH_MS / 1000.0 * NET_FS_HZ))

@@ -252,4 +252,12 @@ BLOCKING_FLAGS = ("no_beat", "too_few_beats", "pacing_spikes", "excessive_noise"
 
 
 def is_blocking(flag: str) -> bool:
-    return flag in BLOCKING_FLAGS or flag.startswith(("flat_lead:", "saturated_lead:"))
+    """True for a flag after which the ECG is not used (by ``predict``: the model needs a clean 12-lead beat)."""
+    return flag in BLOCKING_FLAGS or flag.startswith(("flat_lead:", "saturated_lead:", "missing_leads:"))
+
+
+def blocks_measurements(flag: str) -> bool:
+    """True for a blocking flag that also makes the measured intervals and axes unreliable: every blocking
+    flag but ``missing_leads`` (a partial record's intervals come from the leads it has; its axes are NaN
+    where lead I or aVF is missing)."""
+    return is_blocking(flag) and not flag.startswith("missing_leads:")
